@@ -1,0 +1,49 @@
+# StacyVM build, run and test entry points. See README.md.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+AGENT   := internal/app/embedded/stacyvm-agent
+export CGO_ENABLED := 0
+
+.PHONY: all build agent serve prepare test test-go vet fmt-check clean
+
+all: build
+
+## build: bin/stacyvm (with the static agent embedded) and bin/stacyvm-agent
+build: agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/stacyvm ./cmd/stacyvm
+	cp $(AGENT) bin/stacyvm-agent
+
+agent:
+	$(GO) build -trimpath -ldflags '-s -w' -o $(AGENT) ./cmd/stacyvm-agent
+
+## prepare: install and start what the server and tests need (root on Debian/Ubuntu)
+prepare:
+	@if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
+		scripts/ci-prepare.sh; \
+	elif [ "$$CI" = true ]; then \
+		echo "CI=true needs root on Debian/Ubuntu to prepare the runtimes" >&2; exit 1; \
+	else \
+		echo "[prepare] not root on Debian/Ubuntu: skipping setup; tests needing Docker will be skipped" >&2; \
+	fi
+
+## serve: prepare the machine, build, and run the server on 127.0.0.1:7423
+serve: prepare build
+	bin/stacyvm serve
+
+## test: prepare the machine, build, vet, and run every test
+test: prepare build vet fmt-check test-go
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:" $$out >&2; exit 1; fi
+
+test-go:
+	STACYVM_BIN=$(CURDIR)/bin/stacyvm $(GO) test -count=1 -timeout 25m ./...
+
+clean:
+	rm -rf bin $(AGENT)

@@ -1,0 +1,73 @@
+package sandbox
+
+import (
+	"context"
+	"time"
+
+	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/store"
+)
+
+// Prune destroys every live sandbox whose ttl has passed and returns how many
+// it destroyed. Sandboxes whose runtime cannot be reached right now are left
+// for the next pass.
+func (s *Service) Prune(ctx context.Context) (int, error) {
+	now := s.now().UTC()
+	recs, err := s.store.Sandboxes().List(ctx, store.SandboxFilter{
+		States:        []string{string(StateRunning), string(StatePaused), string(StateStopped), string(StateUnhealthy), string(StateExpired), string(StateError)},
+		ExpiredBefore: now,
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, rec := range recs {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		// Record the expiry first: if destroying fails, the state says why.
+		if State(rec.State) != StateExpired && CanTransition(State(rec.State), StateExpired) {
+			if upd, err := s.store.Sandboxes().Update(ctx, rec.ID, func(sb *store.Sandbox) error {
+				if err := checkTransition(sb.ID, State(sb.State), StateExpired); err != nil {
+					return err
+				}
+				sb.State = string(StateExpired)
+				return nil
+			}); err == nil {
+				rec = upd
+			}
+		}
+		switch err := s.destroy(ctx, rec, "expired"); {
+		case err == nil:
+			n++
+		case errs.Is(err, errs.NotFound):
+		default:
+			s.log.Warn("reaping expired sandbox failed; will retry", "sandbox_id", rec.ID, "err", err)
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) reapLoop(ctx context.Context) {
+	t := time.NewTicker(s.d.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reaper pass failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("reaped expired sandboxes", "count", n)
+		}
+		if s.d.DestroyedRetention > 0 {
+			if n, err := s.store.Sandboxes().Purge(ctx, s.now().UTC().Add(-s.d.DestroyedRetention)); err != nil && ctx.Err() == nil {
+				s.log.Warn("purging destroyed records failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("purged destroyed sandbox records", "count", n)
+			}
+		}
+	}
+}
