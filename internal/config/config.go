@@ -1,0 +1,225 @@
+// Package config is StacyVM's typed configuration: built-in defaults, then a
+// YAML file, then STACYVM_* environment overrides, then validation. It is the
+// only package that reads the environment; everything else receives a
+// *Config (or a part of it) from internal/app.
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is the whole server configuration. Keys (koanf/yaml tags) follow the
+// names StacyVM users already have in their stacyvm.yaml.
+type Config struct {
+	Server    ServerConfig    `koanf:"server" yaml:"server" json:"server"`
+	DataDir   string          `koanf:"data_dir" yaml:"data_dir" json:"data_dir"`
+	Database  DatabaseConfig  `koanf:"database" yaml:"database" json:"database"`
+	Providers ProvidersConfig `koanf:"providers" yaml:"providers" json:"providers"`
+	Defaults  DefaultsConfig  `koanf:"defaults" yaml:"defaults" json:"defaults"`
+	Auth      AuthConfig      `koanf:"auth" yaml:"auth" json:"auth"`
+	Logging   LoggingConfig   `koanf:"logging" yaml:"logging" json:"logging"`
+
+	// Source is the config file that was loaded, "" when none was found.
+	Source string `koanf:"-" yaml:"-" json:"-"`
+	// Warnings are non-fatal findings of Load (unknown STACYVM_* variables,
+	// ...) for the caller to log once it has a logger.
+	Warnings []string `koanf:"-" yaml:"-" json:"-"`
+}
+
+// ServerConfig is the HTTP listener.
+type ServerConfig struct {
+	Host               string   `koanf:"host" yaml:"host" json:"host"`
+	Port               int      `koanf:"port" yaml:"port" json:"port"`
+	PreviewDomain      string   `koanf:"preview_domain" yaml:"preview_domain" json:"preview_domain"`
+	CORSAllowedOrigins []string `koanf:"cors_allowed_origins" yaml:"cors_allowed_origins" json:"cors_allowed_origins"`
+	// MaxBodyBytes caps JSON request bodies.
+	MaxBodyBytes int64 `koanf:"max_body_bytes" yaml:"max_body_bytes" json:"max_body_bytes"`
+	// MaxUploadBytes caps raw file bodies (file write/upload, archives).
+	MaxUploadBytes    int64    `koanf:"max_upload_bytes" yaml:"max_upload_bytes" json:"max_upload_bytes"`
+	ReadHeaderTimeout Duration `koanf:"read_header_timeout" yaml:"read_header_timeout" json:"read_header_timeout"`
+	ShutdownTimeout   Duration `koanf:"shutdown_timeout" yaml:"shutdown_timeout" json:"shutdown_timeout"`
+}
+
+// DatabaseConfig selects the store. Path is absolute after Load.
+type DatabaseConfig struct {
+	Driver string `koanf:"driver" yaml:"driver" json:"driver"`
+	Path   string `koanf:"path" yaml:"path" json:"path"`
+	DSN    string `koanf:"dsn" yaml:"dsn" json:"dsn"`
+}
+
+// ProvidersConfig lists the sandbox runtimes and which one is the default.
+type ProvidersConfig struct {
+	Default string       `koanf:"default" yaml:"default" json:"default"`
+	Docker  DockerConfig `koanf:"docker" yaml:"docker" json:"docker"`
+	Mock    MockConfig   `koanf:"mock" yaml:"mock" json:"mock"`
+}
+
+// DockerConfig is the Docker Engine provider.
+type DockerConfig struct {
+	Enabled bool `koanf:"enabled" yaml:"enabled" json:"enabled"`
+	// Host is the Docker daemon address; "" means DOCKER_HOST or the
+	// platform default socket.
+	Host           string  `koanf:"host" yaml:"host" json:"host"`
+	Runtime        string  `koanf:"runtime" yaml:"runtime" json:"runtime"`
+	NetworkMode    string  `koanf:"network_mode" yaml:"network_mode" json:"network_mode"`
+	MemoryMB       int     `koanf:"memory_mb" yaml:"memory_mb" json:"memory_mb"`
+	CPUs           float64 `koanf:"cpus" yaml:"cpus" json:"cpus"`
+	PidsLimit      int     `koanf:"pids_limit" yaml:"pids_limit" json:"pids_limit"`
+	ReadOnlyRootfs bool    `koanf:"read_only_rootfs" yaml:"read_only_rootfs" json:"read_only_rootfs"`
+	// SeccompProfile is a path to a profile; "" means Docker's default.
+	SeccompProfile string `koanf:"seccomp_profile" yaml:"seccomp_profile" json:"seccomp_profile"`
+	// User runs sandbox processes as this user; "" means the image's user.
+	User string `koanf:"user" yaml:"user" json:"user"`
+	// Pull is the image pull policy: PullMissing or PullNever.
+	Pull        string   `koanf:"pull" yaml:"pull" json:"pull"`
+	PullTimeout Duration `koanf:"pull_timeout" yaml:"pull_timeout" json:"pull_timeout"`
+}
+
+// Image pull policies for DockerConfig.Pull.
+const (
+	PullMissing = "missing"
+	PullNever   = "never"
+)
+
+// MockConfig is the test-only process provider.
+type MockConfig struct {
+	Enabled bool `koanf:"enabled" yaml:"enabled" json:"enabled"`
+}
+
+// DefaultsConfig holds sandbox defaults and global limits. A zero
+// MaxSandboxes or MaxSandboxesPerOwner means unlimited.
+type DefaultsConfig struct {
+	Image                string   `koanf:"image" yaml:"image" json:"image"`
+	TTL                  Duration `koanf:"ttl" yaml:"ttl" json:"ttl"`
+	MemoryMB             int      `koanf:"memory_mb" yaml:"memory_mb" json:"memory_mb"`
+	VCPUs                int      `koanf:"vcpus" yaml:"vcpus" json:"vcpus"`
+	MaxTTL               Duration `koanf:"max_ttl" yaml:"max_ttl" json:"max_ttl"`
+	DefaultExecTimeout   Duration `koanf:"default_exec_timeout" yaml:"default_exec_timeout" json:"default_exec_timeout"`
+	MaxExecTimeout       Duration `koanf:"max_exec_timeout" yaml:"max_exec_timeout" json:"max_exec_timeout"`
+	MaxSandboxes         int      `koanf:"max_sandboxes" yaml:"max_sandboxes" json:"max_sandboxes"`
+	MaxSandboxesPerOwner int      `koanf:"max_sandboxes_per_owner" yaml:"max_sandboxes_per_owner" json:"max_sandboxes_per_owner"`
+	ReapInterval         Duration `koanf:"reap_interval" yaml:"reap_interval" json:"reap_interval"`
+	// DestroyedRetention is how long destroyed sandbox rows are kept.
+	DestroyedRetention Duration `koanf:"destroyed_retention" yaml:"destroyed_retention" json:"destroyed_retention"`
+}
+
+// AuthConfig holds the API credentials. After Load, APIKey and AdminAPIKey
+// hold the secret whichever way it was given (inline or *_file).
+type AuthConfig struct {
+	APIKey          string `koanf:"api_key" yaml:"api_key" json:"api_key"`
+	APIKeyFile      string `koanf:"api_key_file" yaml:"api_key_file" json:"api_key_file"`
+	AdminAPIKey     string `koanf:"admin_api_key" yaml:"admin_api_key" json:"admin_api_key"`
+	AdminAPIKeyFile string `koanf:"admin_api_key_file" yaml:"admin_api_key_file" json:"admin_api_key_file"`
+}
+
+// LoggingConfig selects the slog handler.
+type LoggingConfig struct {
+	Level  string `koanf:"level" yaml:"level" json:"level"`    // debug, info, warn, error
+	Format string `koanf:"format" yaml:"format" json:"format"` // text or json
+}
+
+// Addr is the listen address, host:port.
+func (s ServerConfig) Addr() string {
+	return net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+}
+
+// IsLoopback reports whether Host binds only to a loopback interface.
+func (s ServerConfig) IsLoopback() bool {
+	if s.Host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(s.Host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Duration is a time.Duration that reads and writes Go duration strings
+// ("30m", "1h30m") in YAML, JSON and environment variables.
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// String renders d like time.Duration.String ("30m0s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it accepts any string
+// time.ParseDuration accepts.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. \"30s\", \"5m\", \"1h\")", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the built-in configuration for a process whose home
+// directory is home; root selects the system-wide data directory.
+func Default(home string, root bool) *Config {
+	dataDir := "/var/lib/stacyvm"
+	if !root {
+		dataDir = filepath.Join(home, ".stacyvm", "data")
+	}
+	return &Config{
+		Server: ServerConfig{
+			Host:               "127.0.0.1",
+			Port:               7423,
+			PreviewDomain:      "localhost",
+			CORSAllowedOrigins: []string{},
+			MaxBodyBytes:       10 << 20,
+			MaxUploadBytes:     512 << 20,
+			ReadHeaderTimeout:  Duration(10 * time.Second),
+			ShutdownTimeout:    Duration(15 * time.Second),
+		},
+		DataDir:  dataDir,
+		Database: DatabaseConfig{Driver: "sqlite"},
+		Providers: ProvidersConfig{
+			Default: "docker",
+			Docker: DockerConfig{
+				Enabled:     true,
+				Runtime:     "runc",
+				NetworkMode: "bridge",
+				MemoryMB:    512,
+				CPUs:        1,
+				PidsLimit:   256,
+				Pull:        PullMissing,
+				PullTimeout: Duration(60 * time.Second),
+			},
+		},
+		Defaults: DefaultsConfig{
+			Image:              "stacyvm/busybox",
+			TTL:                Duration(30 * time.Minute),
+			MemoryMB:           512,
+			VCPUs:              1,
+			MaxTTL:             Duration(24 * time.Hour),
+			DefaultExecTimeout: Duration(5 * time.Minute),
+			MaxExecTimeout:     Duration(time.Hour),
+			ReapInterval:       Duration(10 * time.Second),
+			DestroyedRetention: Duration(24 * time.Hour),
+		},
+		Logging: LoggingConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Redacted returns a deep copy of c with every set secret replaced by
+// "[redacted]", safe to log, print or put in a support bundle.
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Server.CORSAllowedOrigins = append([]string(nil), c.Server.CORSAllowedOrigins...)
+	r.Warnings = append([]string(nil), c.Warnings...)
+	for _, s := range []*string{&r.Auth.APIKey, &r.Auth.AdminAPIKey, &r.Database.DSN} {
+		if *s != "" {
+			*s = redactedValue
+		}
+	}
+	return &r
+}
+
+const redactedValue = "[redacted]"

@@ -1,0 +1,227 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/stacyvm/stacyvm/internal/errs"
+)
+
+// Providers the server knows how to build; providers.default must name one
+// of them and it must be enabled.
+const (
+	ProviderDocker = "docker"
+	ProviderMock   = "mock"
+)
+
+// Validate checks the whole configuration and returns every problem at once
+// as one errs.Invalid error, one "key: problem" per line; nil when valid.
+func (c *Config) Validate() error {
+	var p problems
+
+	// Server.
+	if strings.TrimSpace(c.Server.Host) == "" {
+		p.add("server.host", "must not be empty")
+	}
+	if c.Server.Port < 1 || c.Server.Port > 65535 {
+		p.add("server.port", "must be between 1 and 65535, got %d", c.Server.Port)
+	}
+	if c.Server.MaxBodyBytes <= 0 {
+		p.add("server.max_body_bytes", "must be positive")
+	}
+	if c.Server.MaxUploadBytes <= 0 {
+		p.add("server.max_upload_bytes", "must be positive")
+	}
+	if c.Server.ReadHeaderTimeout <= 0 {
+		p.add("server.read_header_timeout", "must be positive")
+	}
+	for _, o := range c.Server.CORSAllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			p.add("server.cors_allowed_origins", "%q is not an origin (want scheme://host[:port] or \"*\")", o)
+		}
+	}
+
+	if strings.TrimSpace(c.DataDir) == "" {
+		p.add("data_dir", "must not be empty")
+	}
+
+	// Database.
+	switch c.Database.Driver {
+	case "sqlite":
+		if c.Database.Path == "" {
+			p.add("database.path", "must not be empty for the sqlite driver")
+		}
+	case "postgres":
+		p.add("database.driver", "postgres is not supported yet")
+	default:
+		p.add("database.driver", "must be \"sqlite\", got %q", c.Database.Driver)
+	}
+
+	// Providers.
+	d := c.Providers.Docker
+	switch c.Providers.Default {
+	case ProviderDocker, ProviderMock:
+		if !c.ProviderEnabled(c.Providers.Default) {
+			p.add("providers.default", "%q is not enabled (set providers.%s.enabled: true)", c.Providers.Default, c.Providers.Default)
+		}
+	default:
+		p.add("providers.default", "unknown provider %q (want docker or mock)", c.Providers.Default)
+	}
+	if d.Enabled {
+		if d.Runtime == "" {
+			p.add("providers.docker.runtime", "must not be empty")
+		}
+		if d.MemoryMB <= 0 {
+			p.add("providers.docker.memory_mb", "must be positive")
+		}
+		if d.CPUs <= 0 {
+			p.add("providers.docker.cpus", "must be positive")
+		}
+		if d.PullTimeout <= 0 {
+			p.add("providers.docker.pull_timeout", "must be positive")
+		}
+	}
+	if d.NetworkMode != "none" && d.NetworkMode != "bridge" {
+		p.add("providers.docker.network_mode", "must be none or bridge, got %q", d.NetworkMode)
+	}
+	if d.Pull != PullMissing && d.Pull != PullNever {
+		p.add("providers.docker.pull", "must be missing or never, got %q", d.Pull)
+	}
+	if d.PidsLimit < 0 {
+		p.add("providers.docker.pids_limit", "must not be negative")
+	}
+
+	// Defaults and limits.
+	df := c.Defaults
+	if strings.TrimSpace(df.Image) == "" {
+		p.add("defaults.image", "must not be empty")
+	}
+	if df.MemoryMB <= 0 {
+		p.add("defaults.memory_mb", "must be positive")
+	}
+	if df.VCPUs <= 0 {
+		p.add("defaults.vcpus", "must be positive")
+	}
+	for key, v := range map[string]Duration{
+		"defaults.ttl": df.TTL, "defaults.max_ttl": df.MaxTTL,
+		"defaults.default_exec_timeout": df.DefaultExecTimeout, "defaults.max_exec_timeout": df.MaxExecTimeout,
+		"defaults.reap_interval": df.ReapInterval,
+	} {
+		if v == 0 {
+			p.add(key, "must be positive")
+		}
+	}
+	if df.TTL > df.MaxTTL {
+		p.add("defaults.ttl", "%s exceeds defaults.max_ttl %s", df.TTL, df.MaxTTL)
+	}
+	if df.DefaultExecTimeout > df.MaxExecTimeout {
+		p.add("defaults.default_exec_timeout", "%s exceeds defaults.max_exec_timeout %s", df.DefaultExecTimeout, df.MaxExecTimeout)
+	}
+	if df.MaxSandboxes < 0 {
+		p.add("defaults.max_sandboxes", "must not be negative (0 = unlimited)")
+	}
+	if df.MaxSandboxesPerOwner < 0 {
+		p.add("defaults.max_sandboxes_per_owner", "must not be negative (0 = unlimited)")
+	}
+
+	// Every duration, wherever it is, must be non-negative.
+	for key, v := range c.durations() {
+		if v < 0 {
+			p.add(key, "must not be negative, got %s", v)
+		}
+	}
+
+	// Auth.
+	if c.Auth.AdminAPIKey != "" && c.Auth.AdminAPIKey == c.Auth.APIKey {
+		p.add("auth.admin_api_key", "must differ from auth.api_key")
+	}
+
+	// Logging.
+	if _, err := c.Logging.SlogLevel(); err != nil {
+		p.add("logging.level", "must be debug, info, warn or error, got %q", c.Logging.Level)
+	}
+	if c.Logging.Format != "text" && c.Logging.Format != "json" {
+		p.add("logging.format", "must be text or json, got %q", c.Logging.Format)
+	}
+	return p.err()
+}
+
+// ProviderEnabled reports whether the named provider is enabled.
+func (c *Config) ProviderEnabled(name string) bool {
+	switch name {
+	case ProviderDocker:
+		return c.Providers.Docker.Enabled
+	case ProviderMock:
+		return c.Providers.Mock.Enabled
+	}
+	return false
+}
+
+// SlogLevel maps Level to a slog.Level.
+func (l LoggingConfig) SlogLevel() (slog.Level, error) {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("unknown log level %q", l.Level)
+}
+
+// durations returns every Duration field of c by key.
+func (c *Config) durations() map[string]Duration {
+	out := map[string]Duration{}
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			tag := t.Field(i).Tag.Get("koanf")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			key := tag
+			if prefix != "" {
+				key = prefix + "." + tag
+			}
+			f := v.Field(i)
+			switch {
+			case f.Type() == reflect.TypeFor[Duration]():
+				out[key] = Duration(f.Int())
+			case f.Kind() == reflect.Struct:
+				walk(f, key)
+			}
+		}
+	}
+	walk(reflect.ValueOf(c).Elem(), "")
+	return out
+}
+
+// problems accumulates "key: problem" lines.
+type problems []string
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, key+": "+fmt.Sprintf(format, args...))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	// Sort for stable output; map iteration above is unordered.
+	s := append([]string(nil), p...)
+	slices.Sort(s)
+	return errs.New(errs.Invalid, "invalid configuration:\n  %s", strings.Join(s, "\n  "))
+}
