@@ -170,6 +170,10 @@ func (s *server) listSandboxes(w http.ResponseWriter, r *http.Request) error {
 	for _, sb := range sbs {
 		out = append(out, toSandboxJSON(sb))
 	}
+	if f.Limit > 0 && len(sbs) == f.Limit {
+		// A full page: the client continues with ?cursor=<this>.
+		w.Header().Set("X-Next-Cursor", sbs[len(sbs)-1].ID)
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -67,6 +67,8 @@ func (s *Service) normalize(req CreateRequest) (normalized, error) {
 		if !contains(p.Capabilities().NetworkModes, req.Network) {
 			return normalized{}, errs.New(errs.Invalid, "provider %s does not support network %q", p.Name(), req.Network)
 		}
+	case "allowlist":
+		return normalized{}, errs.New(errs.Invalid, "network \"allowlist\" is not supported yet; use \"none\" or \"bridge\"")
 	default:
 		return normalized{}, errs.New(errs.Invalid, "network must be %q or %q", provider.NetworkNone, provider.NetworkBridge)
 	}

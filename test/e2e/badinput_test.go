@@ -131,7 +131,7 @@ func TestHugeUploadRefused(t *testing.T) {
 	} // the server may also close the connection mid-body: acceptable
 
 	// A 1 GB JSON body is refused too.
-	req, _ = http.NewRequest("POST", s.url+"/sandboxes/"+sb.ID+"/files", io.MultiReader(strings.NewReader(`{"path":"/x","content":"`), io.LimitReader(zeros{}, size)))
+	req, _ = http.NewRequest("POST", s.url+"/sandboxes/"+sb.ID+"/files", io.MultiReader(strings.NewReader(`{"path":"/x","content":"`), io.LimitReader(letters{}, size)))
 	req.ContentLength = -1
 	if resp, err = http.DefaultClient.Do(req); err == nil {
 		data, _ = io.ReadAll(resp.Body)
@@ -150,6 +150,16 @@ func TestHugeUploadRefused(t *testing.T) {
 }
 
 type zeros struct{}
+
+// letters is an endless stream of 'a', valid inside a JSON string.
+type letters struct{}
+
+func (letters) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	return len(p), nil
+}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 

@@ -115,7 +115,13 @@ func startServer(t *testing.T, dataDir string, extraEnv ...string) *server {
 		t.Cleanup(func() { removeServerContainers(t, d); os.RemoveAll(d) })
 	}
 	port := freePort(t)
-	env := append(os.Environ(),
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STACYVM_BIN=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
 		"STACYVM_SERVER_HOST=127.0.0.1",
 		fmt.Sprintf("STACYVM_SERVER_PORT=%d", port),
 		"STACYVM_DATA_DIR="+dataDir,
