@@ -1,0 +1,161 @@
+// Command stacyvm-agent runs inside every sandbox and serves the agent
+// protocol (internal/agent) on a unix socket or TCP port. Started as PID 1
+// (a container entrypoint) it also acts as init: it re-executes itself as
+// the server child, reaps orphans and forwards termination signals.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/stacyvm/stacyvm/internal/agent"
+)
+
+// version is stamped at link time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// childEnv marks the server child of PID-1 mode so it does not become init again.
+const childEnv = "STACYVM_AGENT_CHILD"
+
+func main() {
+	if os.Getpid() == 1 && os.Getenv(childEnv) != "1" {
+		os.Exit(runInit(os.Args))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	listen  string
+	root    string
+	workdir string
+	version bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fl := flag.NewFlagSet("stacyvm-agent", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.StringVar(&o.listen, "listen", "", "unix:///path/agent.sock or tcp://127.0.0.1:PORT (required)")
+	fl.StringVar(&o.root, "root", "/", "directory served as the sandbox's /")
+	fl.StringVar(&o.workdir, "workdir", "/workspace", "default working directory of execs, created if missing")
+	fl.BoolVar(&o.version, "version", false, "print the version and exit")
+	if err := fl.Parse(args); err != nil {
+		return o, err
+	}
+	if fl.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fl.Args())
+	}
+	if !o.version && o.listen == "" {
+		return o, errors.New("--listen is required")
+	}
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "stacyvm-agent:", err)
+		return 2
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version)
+		return 0
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// A lost controlling terminal is no reason to stop serving.
+	signal.Ignore(syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, o, log); err != nil {
+		log.Error("agent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, o options, log *slog.Logger) error {
+	if err := makeWorkdir(o.root, o.workdir); err != nil {
+		// Not fatal: a read-only image may lack it; execs naming it fail clearly.
+		log.Warn("cannot create default workdir", "workdir", o.workdir, "err", err)
+	}
+	srv, err := agent.NewServer(agent.ServerOptions{Root: o.root, DefaultWorkdir: o.workdir, Version: version, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	l, err := listen(o.listen)
+	if err != nil {
+		return err
+	}
+	log.Info("agent listening", "listen", o.listen, "root", o.root, "version", version, "pid", os.Getpid())
+	err = srv.Serve(ctx, l)
+	log.Info("agent stopped")
+	return err
+}
+
+// makeWorkdir creates workdir (a sandbox path) under root with mode 0755.
+func makeWorkdir(root, workdir string) error {
+	if !strings.HasPrefix(workdir, "/") {
+		return fmt.Errorf("workdir %q must be absolute", workdir)
+	}
+	if filepath.Clean(root) == "/" {
+		return os.MkdirAll(workdir, 0o755)
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rel := strings.TrimPrefix(filepath.Clean(workdir), "/")
+	if rel == "" {
+		return nil
+	}
+	return r.MkdirAll(rel, 0o755)
+}
+
+// listen opens the listener named by a unix:// or tcp:// address.
+func listen(addr string) (net.Listener, error) {
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		p := strings.TrimPrefix(addr, "unix://")
+		if p == "" {
+			return nil, errors.New("--listen unix:// needs a path")
+		}
+		// A socket left by a previous agent would make bind fail; anything
+		// else at that path is not ours to delete.
+		if fi, err := os.Lstat(p); err == nil {
+			if fi.Mode()&fs.ModeSocket == 0 {
+				return nil, fmt.Errorf("%s exists and is not a socket", p)
+			}
+			if err := os.Remove(p); err != nil {
+				return nil, err
+			}
+		}
+		l, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(p, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
+	case strings.HasPrefix(addr, "tcp://"):
+		return net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+	}
+	return nil, fmt.Errorf("--listen %q: want unix:///path or tcp://host:port", addr)
+}
