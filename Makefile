@@ -47,3 +47,9 @@ test-go:
 
 clean:
 	rm -rf bin $(AGENT)
+
+## bench: benchmark against real Docker (ours vs docker CLI and Engine API); writes
+## docs/benchmarks.md and bench/results/<date>-<commit>.json. Extra flags: BENCHFLAGS="--idle 100"
+.PHONY: bench
+bench: build
+	$(GO) run ./cmd/stacyvm-bench --server-bin bin/stacyvm $(BENCHFLAGS)

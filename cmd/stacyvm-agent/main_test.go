@@ -45,13 +45,13 @@ func ctxT(t *testing.T) context.Context {
 }
 
 // waitPing polls the agent until it answers.
-func waitPing(t *testing.T, c *agent.Client, exited <-chan error) agent.Info {
+func waitPing(t *testing.T, c *agent.Client, exited <-chan struct{}) agent.Info {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			t.Fatalf("agent exited before answering: %v", err)
+		case <-exited:
+			t.Fatal("agent exited before answering")
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -66,7 +66,7 @@ func waitPing(t *testing.T, c *agent.Client, exited <-chan error) agent.Info {
 	return agent.Info{}
 }
 
-func startBinary(t *testing.T, argv []string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
+func startBinary(t *testing.T, argv []string) (*exec.Cmd, <-chan struct{}, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -74,8 +74,9 @@ func startBinary(t *testing.T, argv []string) (*exec.Cmd, <-chan error, *bytes.B
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// Closed, not sent on, so every waiter (and the cleanup) sees it.
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
@@ -86,7 +87,7 @@ func startBinary(t *testing.T, argv []string) (*exec.Cmd, <-chan error, *bytes.B
 	return cmd, exited, &logs
 }
 
-func waitExit(t *testing.T, exited <-chan error, within time.Duration) {
+func waitExit(t *testing.T, exited <-chan struct{}, within time.Duration) {
 	t.Helper()
 	start := time.Now()
 	select {
@@ -177,7 +178,7 @@ func childrenOf(t *testing.T, ppid int) []int {
 
 // startInit runs the agent as PID 1 of a new pid namespace and returns the
 // unshare command, the init's host pid and a client.
-func startInit(t *testing.T, bin string) (<-chan error, int, *agent.Client) {
+func startInit(t *testing.T, bin string) (<-chan struct{}, int, *agent.Client) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for unshare --pid")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,7 +113,9 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// prepare validates req and builds the command, without starting it.
+// prepare validates req and builds the command, without resolving or
+// starting the program: failures here are answered as HTTP errors, while a
+// program that cannot start is reported in the stream (FrameError).
 func (s *Server) prepare(req ExecRequest) (*exec.Cmd, error) {
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
 		return nil, errs.New(errs.Invalid, "argv must name a program")
@@ -137,15 +140,9 @@ func (s *Server) prepare(req ExecRequest) (*exec.Cmd, error) {
 			return nil, errs.New(errs.Invalid, "env entry %q is not a valid variable name or value", k)
 		}
 	}
-	env := mergeEnv(os.Environ(), req.Env)
-	prog, err := lookPath(req.Argv[0], envValue(env, "PATH"))
-	if err != nil {
-		return nil, err
-	}
 	cmd := &exec.Cmd{
-		Path:        prog,
 		Args:        req.Argv,
-		Env:         env,
+		Env:         mergeEnv(os.Environ(), req.Env),
 		Dir:         s.fs.HostPath(wd),
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
@@ -158,7 +155,8 @@ func (s *Server) prepare(req ExecRequest) (*exec.Cmd, error) {
 func (s *Server) run(ctx context.Context, cmd *exec.Cmd, timeoutMS int64, out *frameStream) (ExecResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if timeoutMS > 0 {
+	// Beyond ~292 years the Duration would overflow; that is no limit anyway.
+	if timeoutMS > 0 && timeoutMS < math.MaxInt64/int64(time.Millisecond) {
 		tctx, tcancel := context.WithTimeoutCause(ctx, time.Duration(timeoutMS)*time.Millisecond, errExecTimeout)
 		defer tcancel()
 		ctx = tctx
@@ -171,6 +169,12 @@ func (s *Server) run(ctx context.Context, cmd *exec.Cmd, timeoutMS int64, out *f
 	cmd.WaitDelay = waitDelay
 
 	start := time.Now()
+	prog, err := lookPath(cmd.Args[0], envValue(cmd.Env, "PATH"))
+	if err != nil {
+		s.log.Info("exec", "argv0", cmd.Args[0], "err", "executable not found")
+		return ExecResult{}, err
+	}
+	cmd.Path = prog
 	if err := cmd.Start(); err != nil {
 		s.log.Info("exec", "argv0", cmd.Args[0], "err", startErrno(err))
 		return ExecResult{}, startError(cmd.Args[0], err)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 )
 
@@ -303,7 +304,6 @@ func TestFiles_SymlinksCannotEscapeRoot(t *testing.T) {
 		if strings.Contains(got, "host secret") {
 			t.Fatalf("read %s leaked host content", p)
 		}
-		t.Logf("read %s: %v", p, err)
 		wantClass(t, "read "+p, err, errs.Invalid, errs.NotFound, errs.Forbidden)
 		if err != nil && strings.Contains(err.Error(), secretDir) {
 			t.Errorf("error leaks host path: %v", err)
@@ -372,5 +372,35 @@ func TestGlob_ThroughClient(t *testing.T) {
 				t.Errorf("Glob(%s) = %#v, %v; want %#v", tt.pattern, got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestFiles_HostRootFollowsAbsoluteSymlinks covers the real-sandbox mode
+// (Root "/"), where images rely on absolute symlinks such as
+// /usr/bin/awk -> /etc/alternatives/awk.
+func TestFiles_HostRootFollowsAbsoluteSymlinks(t *testing.T) {
+	a := startAgentAt(t, "/")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	a.write(t, target, 0o640, "real")
+	if err := os.Symlink(target, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.read(t, filepath.Join(dir, "link"))
+	if err != nil || got != "real" {
+		t.Errorf("read through absolute symlink = %q, %v", got, err)
+	}
+	fi, err := a.client.Stat(ctxT(t), filepath.Join(dir, "link"))
+	if err != nil || fi.Mode != "640" || fi.Path != filepath.Join(dir, "link") {
+		t.Errorf("Stat(link) = %+v, %v", fi, err)
+	}
+	matches, err := a.client.Glob(ctxT(t), dir+"/**")
+	if err != nil || len(matches) != 3 {
+		t.Errorf("Glob(%s/**) = %v, %v; want dir, link, target", dir, matches, err)
+	}
+	var out strings.Builder
+	res, err := a.client.Exec(ctxT(t), agent.ExecRequest{Argv: []string{"cat", "link"}, Workdir: dir}, &out, nil)
+	if err != nil || res.ExitCode != 0 || out.String() != "real" {
+		t.Errorf("exec cat in %s = %q, %+v, %v", dir, out.String(), res, err)
 	}
 }

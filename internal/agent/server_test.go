@@ -31,9 +31,18 @@ type testAgent struct {
 
 func startAgent(t *testing.T) *testAgent {
 	t.Helper()
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "workspace"), 0o755); err != nil {
-		t.Fatal(err)
+	return startAgentAt(t, t.TempDir())
+}
+
+// startAgentAt serves root as the sandbox's "/"; root "/" is the real-sandbox mode.
+func startAgentAt(t *testing.T, root string) *testAgent {
+	t.Helper()
+	workdir := "/" // real-sandbox mode: never create directories on the host's /
+	if root != "/" {
+		workdir = "/workspace"
+		if err := os.MkdirAll(filepath.Join(root, "workspace"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Unix socket paths are limited to 108 bytes; t.TempDir can be longer.
 	sockDir, err := os.MkdirTemp("", "ag")
@@ -44,7 +53,7 @@ func startAgent(t *testing.T) *testAgent {
 	sock := filepath.Join(sockDir, "a.sock")
 	srv, err := agent.NewServer(agent.ServerOptions{
 		Root:           root,
-		DefaultWorkdir: "/workspace",
+		DefaultWorkdir: workdir,
 		Version:        "test",
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -120,7 +129,6 @@ func TestExec_Results(t *testing.T) {
 		{"stderr is separate", agent.ExecRequest{Argv: []string{"sh", "-c", "echo out; echo err >&2"}}, 0, "out\n", "err\n"},
 		{"env overlays the agent's", agent.ExecRequest{Argv: []string{"sh", "-c", `printf "%s" "$FOO"`}, Env: map[string]string{"FOO": "bar baz"}}, 0, "bar baz", ""},
 		{"env PATH is used for lookup", agent.ExecRequest{Argv: []string{"sh", "-c", `printf "%s" "$PATH"`}, Env: map[string]string{"PATH": "/bin:/usr/bin"}}, 0, "/bin:/usr/bin", ""},
-		{"default workdir", agent.ExecRequest{Argv: []string{"pwd"}}, 0, "" /* checked below */, ""},
 		{"per-stream order with interleaving", agent.ExecRequest{Argv: []string{"sh", "-c", "printf a; printf b >&2; printf c"}}, 0, "ac", "b"},
 	}
 	for _, tt := range tests {
@@ -131,9 +139,6 @@ func TestExec_Results(t *testing.T) {
 			}
 			if got.res.ExitCode != tt.wantCode || got.res.TimedOut {
 				t.Errorf("result = %+v, want exit %d, not timed out", got.res, tt.wantCode)
-			}
-			if tt.name == "default workdir" {
-				tt.wantStdout = filepath.Join(a.root, "workspace") + "\n"
 			}
 			if got.stdout != tt.wantStdout || got.stderr != tt.wantStderr {
 				t.Errorf("stdout %q stderr %q, want %q %q", got.stdout, got.stderr, tt.wantStdout, tt.wantStderr)
@@ -150,10 +155,15 @@ func TestExec_WorkdirIsInsideRoot(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(a.root, "sub", "dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	got := a.exec(t, agent.ExecRequest{Argv: []string{"pwd"}, Workdir: "/sub/dir"})
-	want := filepath.Join(a.root, "sub", "dir") + "\n"
-	if got.err != nil || got.stdout != want {
-		t.Errorf("pwd in /sub/dir = %q, %v; want %q", got.stdout, got.err, want)
+	for _, tt := range []struct{ workdir, want string }{
+		{"", filepath.Join(a.root, "workspace")},
+		{"/sub/dir", filepath.Join(a.root, "sub", "dir")},
+		{"/../sub/./dir/", filepath.Join(a.root, "sub", "dir")},
+	} {
+		got := a.exec(t, agent.ExecRequest{Argv: []string{"pwd"}, Workdir: tt.workdir})
+		if got.err != nil || got.stdout != tt.want+"\n" {
+			t.Errorf("pwd in %q = %q, %v; want %q", tt.workdir, got.stdout, got.err, tt.want)
+		}
 	}
 }
 

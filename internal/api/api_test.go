@@ -65,7 +65,11 @@ func (h *harness) do(method, path, body string, hdr ...string) *httptest.Respons
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req := httptest.NewRequest(method, BasePath+path, rd)
+	full := BasePath + path
+	if strings.HasPrefix(path, rootPrefix) {
+		full = path // operational routes live at the server root
+	}
+	req := httptest.NewRequest(method, full, rd)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}

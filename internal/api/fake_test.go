@@ -29,6 +29,7 @@ type fakeService struct {
 	sandboxes map[string]*sandbox.Sandbox
 	files     map[string]map[string]fakeFile // sandbox id → clean path → file
 	readyErr  error
+	warm      int // size of a pretend warm pool; 0 = none
 	scripts   map[string]func(ctx context.Context, stdout, stderr io.Writer) (sandbox.ExecResult, error)
 }
 
@@ -308,3 +309,15 @@ type (
 	writerT = io.Writer
 	resT    = sandbox.ExecResult
 )
+
+// WarmPools reports one pool whose fill is the number of sandboxes the fake
+// has not handed out (it has no pool of its own: empty unless warm is set).
+func (f *fakeService) WarmPools(context.Context) ([]sandbox.WarmPoolInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []sandbox.WarmPoolInfo{}
+	if f.warm > 0 {
+		out = append(out, sandbox.WarmPoolInfo{Image: "stacyvm/busybox", Provider: "docker", Size: f.warm, Ready: f.warm})
+	}
+	return out, nil
+}

@@ -122,12 +122,10 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 func (s *server) authorize(rt route, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoFrom(r.Context())
-		ri.route = rt.Method + " " + BasePath + rt.Path
+		ri.route = rt.Method + " " + rt.fullPath()
 		ri.role = s.principalRole(r)
 		if !ri.role.Allows(rt.Role) {
-			// Only two roles exist today, so a shortfall always means
-			// missing credentials; with more roles, an authenticated
-			// principal short of the role gets 403.
+			// No credentials: 401. Authenticated but short of the role: 403.
 			if ri.role == RolePublic {
 				s.writeError(w, r, errs.New(errs.Unauthorized, "invalid or missing API key"))
 			} else {
@@ -144,12 +142,20 @@ func (s *server) authorize(rt route, h handlerFunc) http.Handler {
 // principalRole authenticates r. Without a configured key every caller is an
 // operator (the server then binds to loopback only; see internal/app).
 func (s *server) principalRole(r *http.Request) Role {
-	if len(s.apiKey) == 0 {
-		return RoleOperator
+	if len(s.apiKey) == 0 && len(s.adminKey) == 0 {
+		return RoleAdmin
 	}
-	got := r.Header.Get("X-API-Key")
-	if got != "" && subtle.ConstantTimeCompare([]byte(got), s.apiKey) == 1 {
-		return RoleOperator
+	if got := r.Header.Get("X-Admin-API-Key"); got != "" && len(s.adminKey) > 0 &&
+		subtle.ConstantTimeCompare([]byte(got), s.adminKey) == 1 {
+		return RoleAdmin
+	}
+	if got := r.Header.Get("X-API-Key"); got != "" {
+		if len(s.adminKey) > 0 && subtle.ConstantTimeCompare([]byte(got), s.adminKey) == 1 {
+			return RoleAdmin
+		}
+		if len(s.apiKey) > 0 && subtle.ConstantTimeCompare([]byte(got), s.apiKey) == 1 {
+			return RoleOperator
+		}
 	}
 	return RolePublic
 }

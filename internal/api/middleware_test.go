@@ -44,7 +44,7 @@ func TestAuth_APIKey(t *testing.T) {
 func TestAuth_EveryNonPublicRouteNeedsKey(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.APIKey = "k" })
 	for _, rt := range Routes() {
-		path := strings.NewReplacer("{id}", "sb-1", "{name}", "mock").Replace(rt.Path)
+		path := strings.NewReplacer("{id}", "sb-1", "{name}", "mock", "{profile...}", "heap").Replace(rt.Path)
 		rec := h.do(rt.Method, path, "")
 		if got := rec.Code == 401; got != (rt.Role != RolePublic) {
 			t.Errorf("%s %s (role %s): status %d without a key", rt.Method, rt.Path, rt.Role, rec.Code)
@@ -155,5 +155,30 @@ func TestAccessLog_OneStructuredLinePerRequest(t *testing.T) {
 	}
 	if strings.Contains(h.logs.String(), "hunter2") || strings.Contains(h.logs.String(), "topsecret") {
 		t.Error("a body or header value reached the log")
+	}
+}
+
+func TestAuth_AdminRoutesNeedTheAdminKey(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.APIKey = "op-key"; o.AdminAPIKey = "admin-key" })
+	cases := []struct {
+		name   string
+		hdr    []string
+		status int
+	}{
+		{"no key", nil, 401},
+		{"operator key", []string{"X-API-Key", "op-key"}, 403},
+		{"wrong admin key", []string{"X-Admin-API-Key", "nope"}, 401},
+		{"admin key", []string{"X-Admin-API-Key", "admin-key"}, 200},
+		{"admin key as X-API-Key", []string{"X-API-Key", "admin-key"}, 200},
+	}
+	for _, c := range cases {
+		rec := h.do("GET", "/debug/pprof/cmdline", "", c.hdr...)
+		if rec.Code != c.status {
+			t.Errorf("%s: status %d, want %d", c.name, rec.Code, c.status)
+		}
+	}
+	// The admin key also works on operator routes.
+	if rec := h.do("GET", "/sandboxes", "", "X-Admin-API-Key", "admin-key"); rec.Code != 200 {
+		t.Errorf("admin key on an operator route: %d", rec.Code)
 	}
 }

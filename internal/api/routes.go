@@ -1,6 +1,9 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // Role is the least privilege a route requires. Roles are ordered: a
 // principal holding a role may call every route that requires it or less.
@@ -10,7 +13,8 @@ type Role string
 // only Role.rank and the auth middleware need to learn them.
 const (
 	RolePublic   Role = "public"   // anyone, without credentials
-	RoleOperator Role = "operator" // a valid API key (or no key configured)
+	RoleOperator Role = "operator" // a valid API key
+	RoleAdmin    Role = "admin"    // a valid admin key (or no key configured: local single-user mode)
 )
 
 // rank orders roles; an unknown role ranks above every known one, so a typo
@@ -21,6 +25,8 @@ func (r Role) rank() int {
 		return 0
 	case RoleOperator:
 		return 10
+	case RoleAdmin:
+		return 100
 	default:
 		return 1 << 30
 	}
@@ -44,8 +50,9 @@ type route struct {
 // RouteInfo describes a registered route for documentation and tests.
 type RouteInfo struct {
 	Method string
-	Path   string // under BasePath, e.g. "/sandboxes/{id}"
+	Path   string // under BasePath, e.g. "/sandboxes/{id}", unless Root
 	Role   Role
+	Root   bool
 }
 
 // Routes lists every route the API registers, in table order.
@@ -53,7 +60,7 @@ func Routes() []RouteInfo {
 	rs := (&server{}).routeTable()
 	out := make([]RouteInfo, len(rs))
 	for i, r := range rs {
-		out[i] = RouteInfo{Method: r.Method, Path: r.Path, Role: r.Role}
+		out[i] = RouteInfo{Method: r.Method, Path: r.Path, Role: r.Role, Root: r.root()}
 	}
 	return out
 }
@@ -62,7 +69,7 @@ func Routes() []RouteInfo {
 func (s *server) routeTable() []route {
 	const (
 		get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
-		pub, op             = RolePublic, RoleOperator
+		pub, op, admin      = RolePublic, RoleOperator, RoleAdmin
 	)
 	return []route{
 		{get, "/health", pub, s.health},
@@ -95,5 +102,24 @@ func (s *server) routeTable() []route {
 		{get, "/providers", op, s.listProviders},
 		{get, "/providers/{name}", op, s.getProvider},
 		{post, "/providers/test", op, s.testProviders},
+
+		{get, "/pool/status", op, s.poolStatus},
+		{get, "/pool/warm", op, s.warmPools},
+
+		{get, "/debug/pprof/{profile...}", admin, s.pprof},
 	}
+}
+
+// rootPrefix marks operational routes mounted at the server root instead of
+// under BasePath (Go's conventional /debug/pprof/).
+const rootPrefix = "/debug/"
+
+func (r route) root() bool { return strings.HasPrefix(r.Path, rootPrefix) }
+
+// fullPath is the pattern path the route is mounted at.
+func (r route) fullPath() string {
+	if r.root() {
+		return r.Path
+	}
+	return BasePath + r.Path
 }

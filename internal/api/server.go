@@ -43,6 +43,7 @@ type Service interface {
 	Providers(ctx context.Context) ([]sandbox.ProviderInfo, error)
 	TestProviders(ctx context.Context) (map[string]bool, error)
 	Ready(ctx context.Context) error // nil when the store answers and the default provider is healthy
+	WarmPools(ctx context.Context) ([]sandbox.WarmPoolInfo, error)
 }
 
 // Options configure the HTTP handler returned by New.
@@ -50,7 +51,8 @@ type Options struct {
 	Service        Service
 	Logger         *slog.Logger // nil discards logs
 	Version        string
-	APIKey         string // "" = no auth: every caller is an operator
+	APIKey         string // "" (and no admin key) = no auth: local single-user mode, every caller is admin
+	AdminAPIKey    string // X-Admin-API-Key grants the admin role (/debug/pprof)
 	MaxBodyBytes   int64  // limit for JSON request bodies; 0 = DefaultMaxBodyBytes
 	MaxUploadBytes int64  // limit for raw file uploads; 0 = DefaultMaxUploadBytes
 	StartedAt      time.Time
@@ -71,6 +73,7 @@ type server struct {
 	log       *slog.Logger
 	version   string
 	apiKey    []byte
+	adminKey  []byte
 	maxBody   int64
 	maxUpload int64
 	startedAt time.Time
@@ -93,6 +96,9 @@ func New(opts Options) http.Handler {
 	if opts.APIKey != "" {
 		s.apiKey = []byte(opts.APIKey)
 	}
+	if opts.AdminAPIKey != "" {
+		s.adminKey = []byte(opts.AdminAPIKey)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +113,7 @@ func New(opts Options) http.Handler {
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
-		s.mux.Handle(rt.Method+" "+BasePath+rt.Path, s.authorize(rt, rt.Handler))
+		s.mux.Handle(rt.Method+" "+rt.fullPath(), s.authorize(rt, rt.Handler))
 	}
 	return s.recoverer(s.requestID(s.accessLog(http.HandlerFunc(s.dispatch))))
 }

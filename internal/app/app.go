@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Store:           st,
 		Providers:       providers,
 		DefaultProvider: cfg.Providers.Default,
+		WarmPools:       cfg.WarmPool.Pools(),
 		Logger:          log,
 		Defaults: sandbox.Defaults{
 			Image:              d.Image,
@@ -104,11 +105,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	defer svc.Close()
 
 	host := cfg.Server.Host
-	if cfg.Auth.APIKey == "" && !isLoopback(host) {
+	if cfg.Auth.APIKey == "" && cfg.Auth.AdminAPIKey == "" && !isLoopback(host) {
 		log.Warn("no API key configured: binding to loopback only; set auth.api_key (STACYVM_AUTH_API_KEY) to listen on "+host, "requested_host", host)
 		host = "127.0.0.1"
 	}
-	if cfg.Auth.APIKey == "" {
+	if cfg.Auth.APIKey == "" && cfg.Auth.AdminAPIKey == "" {
 		log.Warn("no API key configured: every local caller has full access")
 	}
 	handler := api.New(api.Options{
@@ -116,6 +117,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Logger:         log,
 		Version:        o.version,
 		APIKey:         cfg.Auth.APIKey,
+		AdminAPIKey:    cfg.Auth.AdminAPIKey,
 		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
 		MaxUploadBytes: cfg.Server.MaxUploadBytes,
 		StartedAt:      started,

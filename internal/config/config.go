@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -22,12 +23,54 @@ type Config struct {
 	Defaults  DefaultsConfig  `koanf:"defaults" yaml:"defaults" json:"defaults"`
 	Auth      AuthConfig      `koanf:"auth" yaml:"auth" json:"auth"`
 	Logging   LoggingConfig   `koanf:"logging" yaml:"logging" json:"logging"`
+	WarmPool  WarmPoolConfig  `koanf:"warm_pool" yaml:"warm_pool" json:"warm_pool"`
 
 	// Source is the config file that was loaded, "" when none was found.
 	Source string `koanf:"-" yaml:"-" json:"-"`
 	// Warnings are non-fatal findings of Load (unknown STACYVM_* variables,
 	// ...) for the caller to log once it has a logger.
 	Warnings []string `koanf:"-" yaml:"-" json:"-"`
+}
+
+// WarmPoolConfig keeps ready sandboxes per image on the default provider, so
+// a matching spawn is a database update instead of a container start.
+type WarmPoolConfig struct {
+	// Size is how many ready sandboxes to keep per image; 0 disables the pool.
+	Size int `koanf:"size" yaml:"size" json:"size"`
+	// Images lists the pooled images, each "image" (Size sandboxes) or
+	// "image=N" (N sandboxes).
+	Images []string `koanf:"images" yaml:"images" json:"images"`
+}
+
+// Pools returns the configured pool size per image (entries with size 0 are
+// left out). Call after Validate.
+func (w WarmPoolConfig) Pools() map[string]int {
+	out := map[string]int{}
+	for _, e := range w.Images {
+		img, n, _ := parsePoolEntry(e, w.Size)
+		if n > 0 {
+			out[img] = n
+		}
+	}
+	return out
+}
+
+// maxWarmPerImage bounds a pool; each warm sandbox holds a running runtime.
+const maxWarmPerImage = 64
+
+func parsePoolEntry(e string, def int) (string, int, error) {
+	img, n, found := strings.Cut(strings.TrimSpace(e), "=")
+	if img == "" {
+		return "", 0, fmt.Errorf("empty image in %q", e)
+	}
+	if !found {
+		return img, def, nil
+	}
+	v, err := strconv.Atoi(n)
+	if err != nil || v < 0 || v > maxWarmPerImage {
+		return "", 0, fmt.Errorf("%q: size must be a whole number from 0 to %d", e, maxWarmPerImage)
+	}
+	return img, v, nil
 }
 
 // ServerConfig is the HTTP listener.

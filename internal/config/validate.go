@@ -50,6 +50,15 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.WarmPool.Size < 0 || c.WarmPool.Size > maxWarmPerImage {
+		p.add("warm_pool.size", "must be from 0 to %d, got %d", maxWarmPerImage, c.WarmPool.Size)
+	}
+	for _, e := range c.WarmPool.Images {
+		if _, _, err := parsePoolEntry(e, c.WarmPool.Size); err != nil {
+			p.add("warm_pool.images", "%v", err)
+		}
+	}
+
 	if strings.TrimSpace(c.DataDir) == "" {
 		p.add("data_dir", "must not be empty")
 	}

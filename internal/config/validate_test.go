@@ -116,3 +116,22 @@ func TestEnvName(t *testing.T) {
 		}
 	}
 }
+
+func TestWarmPool_ParseAndValidate(t *testing.T) {
+	c := Default("/root", true)
+	c.Database.Path = "/root/x.db"
+	c.WarmPool = WarmPoolConfig{Size: 2, Images: []string{"stacyvm/busybox", "stacyvm/python=5", "x=0"}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid pool config rejected: %v", err)
+	}
+	got := c.WarmPool.Pools()
+	if len(got) != 2 || got["stacyvm/busybox"] != 2 || got["stacyvm/python"] != 5 {
+		t.Errorf("Pools() = %v, want busybox 2 and python 5", got)
+	}
+	for _, bad := range []WarmPoolConfig{{Size: -1}, {Size: 65}, {Size: 1, Images: []string{"img=lots"}}, {Size: 1, Images: []string{"=3"}}} {
+		c.WarmPool = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "warm_pool.") {
+			t.Errorf("%+v: got %v, want a warm_pool error", bad, err)
+		}
+	}
+}

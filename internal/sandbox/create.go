@@ -81,6 +81,9 @@ func (s *Service) normalize(req CreateRequest) (normalized, error) {
 		if k == "" || len(k) > 128 || len(v) > 1024 {
 			return normalized{}, errs.New(errs.Invalid, "metadata keys must be 1-128 characters and values at most 1024")
 		}
+		if strings.HasPrefix(k, reservedPrefix) {
+			return normalized{}, errs.New(errs.Invalid, "metadata keys starting with %q are reserved", reservedPrefix)
+		}
 	}
 	if len(req.Metadata) > 64 {
 		return normalized{}, errs.New(errs.Invalid, "at most 64 metadata entries")
@@ -128,7 +131,7 @@ func (s *Service) Admission(ctx context.Context, req CreateRequest) (Admission, 
 }
 
 func (s *Service) activeCounts(ctx context.Context, owner string) (active, perOwner int, err error) {
-	live := liveStates()
+	live := visibleStates()
 	active, err = s.store.Sandboxes().Count(ctx, store.SandboxFilter{States: live})
 	if err != nil || owner == "" {
 		return active, 0, err
@@ -147,6 +150,7 @@ func (s *Service) capacityReason(active, perOwner int, owner string) string {
 	return ""
 }
 
+// liveStates are every state that may hold a runtime (reconcile sees these).
 func liveStates() []string {
 	var out []string
 	for st := range transitions {
@@ -157,15 +161,42 @@ func liveStates() []string {
 	return out
 }
 
-// Create makes a sandbox and returns it running. The record is written in
-// state creating before the runtime call and moved to running (with the
-// runtime handle) after it, so a crash in between is repaired by Reconcile.
+// visibleStates are the live states callers see: warm pool members are
+// neither listed nor counted against limits until claimed.
+func visibleStates() []string {
+	var out []string
+	for _, st := range liveStates() {
+		if State(st) != StateWarm {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Create makes a sandbox and returns it running. A request that matches a
+// warm pool is served by claiming a ready sandbox; otherwise a runtime is
+// created. The record is written in state creating before the runtime call
+// and moved on (with the runtime handle) after it, so a crash in between is
+// repaired by Reconcile.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Sandbox, error) {
 	n, err := s.normalize(req)
 	if err != nil {
 		return nil, err
 	}
-	req = n.req
+	if s.warm != nil && s.warm.matches(n) {
+		sb, err := s.claimWarm(ctx, n.req)
+		if err == nil || !errs.Is(err, errs.NotFound) {
+			return sb, err
+		}
+		// The pool is empty right now: fall through to a cold create.
+	}
+	return s.provision(ctx, n, StateRunning)
+}
+
+// provision creates a runtime for n and records it in state final (running
+// for callers, warm for pool members).
+func (s *Service) provision(ctx context.Context, n normalized, final State) (*Sandbox, error) {
+	req := n.req
 	now := s.now().UTC()
 	rec := &store.Sandbox{
 		ID:        s.newID(),
@@ -182,7 +213,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Sandbox, erro
 		CreatedAt: now,
 		ExpiresAt: now.Add(req.TTL),
 	}
-	if err := s.admitAndInsert(ctx, rec); err != nil {
+	var err error
+	if final == StateWarm {
+		err = s.store.Sandboxes().Create(ctx, rec) // pool members are not counted against limits
+	} else {
+		err = s.admitAndInsert(ctx, rec)
+	}
+	if err != nil {
 		return nil, err
 	}
 	log := s.log.With("sandbox_id", rec.ID, "provider", rec.Provider)
@@ -211,10 +248,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Sandbox, erro
 	}
 	hb, _ := json.Marshal(h)
 	out, err := s.store.Sandboxes().Update(wctx, rec.ID, func(sb *store.Sandbox) error {
-		if err := checkTransition(sb.ID, State(sb.State), StateRunning); err != nil {
+		if err := checkTransition(sb.ID, State(sb.State), final); err != nil {
 			return err // destroyed while creating
 		}
-		sb.State = string(StateRunning)
+		sb.State = string(final)
 		sb.Handle = hb
 		return nil
 	})
@@ -228,7 +265,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Sandbox, erro
 		}
 		return nil, err
 	}
-	log.Info("sandbox created", "image", rec.Image, "duration", s.now().Sub(start))
+	log.Info("sandbox created", "image", rec.Image, "state", final, "duration", s.now().Sub(start))
 	return toView(out), nil
 }
 

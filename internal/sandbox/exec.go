@@ -25,6 +25,7 @@ func (s *Service) Exec(ctx context.Context, id string, req ExecRequest, stdout, 
 	if err != nil {
 		return ExecResult{}, err
 	}
+	areq.Env = mergeEnv(t.rec.Env, areq.Env)
 	res, err := t.agent.Exec(ctx, areq, stdout, stderr)
 	if err != nil {
 		return ExecResult{}, s.runtimeFailed(ctx, t, err)
@@ -83,6 +84,22 @@ func (s *Service) execRequest(req ExecRequest) (agent.ExecRequest, error) {
 		wd = cleanPath(req.Workdir)
 	}
 	return agent.ExecRequest{Argv: argv, Env: req.Env, Workdir: wd, TimeoutMS: timeout.Milliseconds()}, nil
+}
+
+// mergeEnv overlays the exec's env on the sandbox's own (from create, or
+// from the claim of a warm sandbox whose runtime started without it).
+func mergeEnv(base, over map[string]string) map[string]string {
+	if len(base) == 0 {
+		return over
+	}
+	out := make(map[string]string, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
 }
 
 // shellQuote quotes s for POSIX sh so it stays one literal word.

@@ -23,10 +23,10 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]*Sandbox, error) {
 		Labels:   f.Labels,
 		Limit:    f.Limit,
 		Cursor:   f.Cursor,
-		States:   liveStates(),
+		States:   visibleStates(),
 	}
 	if f.State != "" {
-		if f.State == StateDestroyed {
+		if f.State == StateDestroyed || f.State == StateWarm {
 			return []*Sandbox{}, nil
 		}
 		sf.States = []string{string(f.State)}

@@ -12,9 +12,19 @@ import (
 // it destroyed. Sandboxes whose runtime cannot be reached right now are left
 // for the next pass.
 func (s *Service) Prune(ctx context.Context) (int, error) {
+	return s.prune(ctx, false)
+}
+
+// prune destroys expired sandboxes; the reaper also includes warm pool
+// members, which callers never see.
+func (s *Service) prune(ctx context.Context, withWarm bool) (int, error) {
 	now := s.now().UTC()
+	states := []string{string(StateRunning), string(StatePaused), string(StateStopped), string(StateUnhealthy), string(StateExpired), string(StateError)}
+	if withWarm {
+		states = append(states, string(StateWarm))
+	}
 	recs, err := s.store.Sandboxes().List(ctx, store.SandboxFilter{
-		States:        []string{string(StateRunning), string(StatePaused), string(StateStopped), string(StateUnhealthy), string(StateExpired), string(StateError)},
+		States:        states,
 		ExpiredBefore: now,
 	})
 	if err != nil {
@@ -57,7 +67,7 @@ func (s *Service) reapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+		if n, err := s.prune(ctx, true); err != nil && ctx.Err() == nil {
 			s.log.Warn("reaper pass failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("reaped expired sandboxes", "count", n)

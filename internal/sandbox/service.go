@@ -44,6 +44,9 @@ type Options struct {
 	DefaultProvider string
 	Defaults        Defaults
 	Logger          *slog.Logger
+	// WarmPools is the number of ready sandboxes to keep per image on the
+	// default provider (with default resources); empty disables pooling.
+	WarmPools map[string]int
 	// Now and NewID are injectable for tests; nil means time.Now and a
 	// random "sb-" + 16 hex id.
 	Now   func() time.Time
@@ -67,6 +70,7 @@ type Service struct {
 	admitMu sync.Mutex
 
 	health *healthCache
+	warm   *warmPools // nil when no pool is configured
 
 	bg     sync.WaitGroup
 	stopMu sync.Mutex
@@ -118,8 +122,14 @@ func New(opts Options) (*Service, error) {
 		s.d.ReapInterval = 10 * time.Second
 	}
 	s.health = newHealthCache(s.providers, s.now)
+	if len(opts.WarmPools) > 0 {
+		s.warm = newWarmPools(s, opts.WarmPools)
+	}
 	return s, nil
 }
+
+// reservedPrefix marks metadata keys the server uses for itself.
+const reservedPrefix = "stacyvm."
 
 // NewID returns a fresh sandbox id: "sb-" and 16 hex digits.
 func NewID() string {
@@ -141,6 +151,10 @@ func (s *Service) Start(ctx context.Context) {
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.reapLoop(ctx) }()
 	go func() { defer s.bg.Done(); s.health.loop(ctx, 15*time.Second) }()
+	if s.warm != nil {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); s.warm.loop(ctx) }()
+	}
 }
 
 // Close stops the background loops and waits for them.
@@ -174,8 +188,11 @@ func (s *Service) live(ctx context.Context, id string) (*store.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if State(rec.State) == StateDestroyed {
+	switch State(rec.State) {
+	case StateDestroyed:
 		return nil, errs.New(errs.NotFound, "sandbox %s not found (destroyed)", id)
+	case StateWarm: // not handed out yet: nobody may know or touch it
+		return nil, errs.New(errs.NotFound, "sandbox %s not found", id)
 	}
 	return rec, nil
 }

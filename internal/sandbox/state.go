@@ -21,11 +21,15 @@ const (
 	StateExpired   State = "expired"
 	StateDestroyed State = "destroyed"
 	StateError     State = "error"
+	// StateWarm is internal: a ready sandbox in a warm pool, invisible to
+	// callers until a create claims it (it then becomes running).
+	StateWarm State = "warm"
 )
 
 // transitions is the allowed-transitions table. Destroyed is terminal.
 var transitions = map[State][]State{
-	StateCreating:  {StateRunning, StateError, StateDestroyed},
+	StateCreating:  {StateRunning, StateWarm, StateError, StateDestroyed},
+	StateWarm:      {StateRunning, StateExpired, StateError, StateDestroyed},
 	StateRunning:   {StatePaused, StateStopped, StateUnhealthy, StateExpired, StateError, StateDestroyed},
 	StatePaused:    {StateRunning, StateStopped, StateExpired, StateError, StateDestroyed},
 	StateStopped:   {StateRunning, StateExpired, StateError, StateDestroyed},
@@ -62,7 +66,7 @@ func (s State) Valid() bool { _, ok := transitions[s]; return ok }
 // ParseState validates a state name from user input.
 func ParseState(v string) (State, error) {
 	s := State(v)
-	if !s.Valid() {
+	if !s.Valid() || s == StateWarm {
 		return "", errs.New(errs.Invalid, "unknown state %q", v)
 	}
 	return s, nil
