@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -24,7 +23,14 @@ type DialFunc func(ctx context.Context) (net.Conn, error)
 // separate pooled connections and never wait on each other.
 type Client struct {
 	http *http.Client
+	// bulk carries large file uploads: 1 MiB buffers instead of 64 KiB,
+	// and no idle connections, so the big buffers are never held by idle
+	// sandboxes (one dial per bulk transfer costs microseconds).
+	bulk *http.Client
 }
+
+// bulkThreshold is the upload size from which the bulk transport is used.
+const bulkThreshold = 1 << 20
 
 // NewClient returns a Client that reaches the agent through dial.
 func NewClient(dial DialFunc) *Client {
@@ -38,7 +44,14 @@ func NewClient(dial DialFunc) *Client {
 		WriteBufferSize:     64 << 10,
 		ReadBufferSize:      64 << 10,
 	}
-	return &Client{http: &http.Client{Transport: tr}}
+	bulk := &http.Transport{
+		DialContext:        tr.DialContext,
+		DisableKeepAlives:  true,
+		DisableCompression: true,
+		WriteBufferSize:    1 << 20,
+		ReadBufferSize:     64 << 10,
+	}
+	return &Client{http: &http.Client{Transport: tr}, bulk: &http.Client{Transport: bulk}}
 }
 
 // NewUnixClient returns a Client for an agent listening on a unix socket.
@@ -50,11 +63,18 @@ func NewUnixClient(socketPath string) *Client {
 }
 
 // Close releases idle connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.http.CloseIdleConnections()
+	c.bulk.CloseIdleConnections()
+}
 
 const base = "http://agent/v1"
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, size int64, ctype string) (*http.Response, error) {
+	return c.doWith(c.http, ctx, method, path, q, body, size, ctype)
+}
+
+func (c *Client) doWith(hc *http.Client, ctx context.Context, method, path string, q url.Values, body io.Reader, size int64, ctype string) (*http.Response, error) {
 	u := base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -69,7 +89,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -142,8 +162,11 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, stdout, stderr io.Wr
 		return ExecResult{}, err
 	}
 	defer resp.Body.Close()
-	r := bufio.NewReaderSize(resp.Body, 64<<10)
-	buf := make([]byte, 32<<10)
+	// The transport already buffers the body (ReadBufferSize); the frame
+	// buffer starts small and grows to the largest frame seen, so a short
+	// command allocates almost nothing.
+	r := resp.Body
+	buf := make([]byte, 0, 4<<10)
 	for {
 		typ, payload, err := ReadFrame(r, buf)
 		if err != nil {
@@ -173,17 +196,27 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, stdout, stderr io.Wr
 			if err := json.Unmarshal(payload, &res); err != nil {
 				return ExecResult{}, errs.Wrap(errs.Unavailable, err, "malformed exit frame")
 			}
+			// Read the body's end (the chunked terminator): a body closed
+			// before EOF costs its connection, and the next call a dial.
+			drain(r)
 			return res, nil
 		case FrameError:
 			var eb ErrorBody
 			if err := json.Unmarshal(payload, &eb); err != nil {
 				return ExecResult{}, errs.Wrap(errs.Unavailable, err, "malformed error frame")
 			}
+			drain(r)
 			return ExecResult{}, errs.New(errs.ClassFromCode(eb.Code), "%s", eb.Message)
 		default:
 			return ExecResult{}, errs.New(errs.Unavailable, "unknown exec frame type %d", typ)
 		}
 	}
+}
+
+// drain reads what is left of a finished response (normally nothing but the
+// chunked terminator), bounded so a misbehaving agent cannot stall us.
+func drain(r io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10))
 }
 
 // ReadFile streams a regular file. The caller closes the reader. size is the
@@ -204,7 +237,11 @@ func (c *Client) WriteFile(ctx context.Context, path string, mode uint32, body i
 		body = http.NoBody
 		size = 0
 	}
-	resp, err := c.do(ctx, http.MethodPut, "/files", q, body, size, "application/octet-stream")
+	hc := c.http
+	if size < 0 || size >= bulkThreshold {
+		hc = c.bulk
+	}
+	resp, err := c.doWith(hc, ctx, http.MethodPut, "/files", q, body, size, "application/octet-stream")
 	if err != nil {
 		return err
 	}

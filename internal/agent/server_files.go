@@ -122,7 +122,9 @@ func (s *Server) writeFile(r *http.Request) error {
 			s.fs.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(f, r.Body); err != nil {
+	// 1 MiB at a time, and past os.File's ReadFrom (which would copy in
+	// 32 KiB steps): fewer syscalls and context switches per megabyte.
+	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, r.Body, make([]byte, bulkBuffer)); err != nil {
 		if isWriteErr(err) {
 			return fsError(p, err)
 		}
@@ -143,6 +145,9 @@ func (s *Server) writeFile(r *http.Request) error {
 	ok = true
 	return nil
 }
+
+// bulkBuffer is the copy buffer for file bodies.
+const bulkBuffer = 1 << 20
 
 // isWriteErr reports whether an io.Copy failure came from the file side
 // (disk full, quota) rather than the request body.

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,13 +81,33 @@ func (s *server) exec(w http.ResponseWriter, r *http.Request) error {
 	if res.TimedOut {
 		return errs.New(errs.Timeout, "command timed out after %s; its process group was killed", timedOutAfter(req, res))
 	}
-	writeJSON(w, http.StatusOK, execResultJSON{
-		ExitCode: res.ExitCode,
-		Stdout:   stdout.String(), Stderr: stderr.String(),
-		Duration:  res.Duration.String(),
-		Truncated: stdout.truncated || stderr.truncated,
-	})
+	writeExecResult(w, res, &stdout, &stderr)
 	return nil
+}
+
+// writeExecResult writes the execResultJSON shape, escaping the captured
+// output straight into the response instead of building the document in
+// memory (output may be tens of megabytes).
+func writeExecResult(w http.ResponseWriter, res sandbox.ExecResult, stdout, stderr *cappedBuffer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	out, errOut := stdout.bytes(), stderr.bytes()
+	// Small results (most commands) need a small buffer; large ones are
+	// escaped through at most 64 KiB at a time.
+	bw := bufio.NewWriterSize(w, min(256+len(out)+len(errOut), 64<<10))
+	bw.WriteString(`{"exit_code":`)
+	bw.WriteString(strconv.Itoa(res.ExitCode))
+	bw.WriteString(`,"stdout":`)
+	writeJSONString(bw, out)
+	bw.WriteString(`,"stderr":`)
+	writeJSONString(bw, errOut)
+	bw.WriteString(`,"duration":`)
+	writeJSONString(bw, []byte(res.Duration.String()))
+	if stdout.truncated || stderr.truncated {
+		bw.WriteString(`,"truncated":true`)
+	}
+	bw.WriteString("}\n")
+	bw.Flush()
 }
 
 func timedOutAfter(req sandbox.ExecRequest, res sandbox.ExecResult) time.Duration {
@@ -127,13 +149,19 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 
 // String returns the output as valid UTF-8; a rune cut by the cap is dropped.
 func (c *cappedBuffer) String() string {
+	return strings.ToValidUTF8(string(c.bytes()), "\uFFFD")
+}
+
+// bytes returns the captured output; a rune cut by the cap is dropped. Call
+// it once the writers are done.
+func (c *cappedBuffer) bytes() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.buf
 	if c.truncated {
 		b = b[:len(b)-incompleteTail(b)]
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return b
 }
 
 // incompleteTail returns how many trailing bytes of b are the start of a
@@ -166,6 +194,7 @@ type streamLine struct {
 type ndjson struct {
 	mu      sync.Mutex
 	w       http.ResponseWriter
+	bw      *bufio.Writer // over w; flushed after every line
 	rc      *http.ResponseController
 	started bool // the 200 header has been sent
 	closed  bool // the handler has returned or answered with an error
@@ -196,6 +225,26 @@ func (n *ndjson) start() {
 	n.startLocked()
 }
 
+// writeData sends one output line {"stream":name,"data":...} built straight
+// from the bytes, and flushes it.
+func (n *ndjson) writeData(name string, data []byte) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errs.New(errs.Internal, "stream closed")
+	}
+	n.startLocked()
+	n.bw.WriteString(`{"stream":"`)
+	n.bw.WriteString(name)
+	n.bw.WriteString(`","data":`)
+	writeJSONString(n.bw, data)
+	n.bw.WriteString("}\n")
+	if err := n.bw.Flush(); err != nil {
+		return err
+	}
+	return n.rc.Flush()
+}
+
 // write sends one line and flushes it.
 func (n *ndjson) write(l streamLine) error {
 	n.mu.Lock()
@@ -208,7 +257,9 @@ func (n *ndjson) write(l streamLine) error {
 	if err != nil {
 		return err
 	}
-	if _, err := n.w.Write(append(b, '\n')); err != nil {
+	n.bw.Write(b)
+	n.bw.WriteByte('\n')
+	if err := n.bw.Flush(); err != nil {
 		return err
 	}
 	return n.rc.Flush()
@@ -224,14 +275,17 @@ type streamSink struct {
 }
 
 func (s *streamSink) Write(p []byte) (int, error) {
-	data := append(s.pending, p...)
+	data := p
+	if len(s.pending) > 0 {
+		data = append(s.pending, p...)
+	}
 	keep := incompleteTail(data)
-	s.pending = append([]byte(nil), data[len(data)-keep:]...)
+	s.pending = append(s.pending[:0:0], data[len(data)-keep:]...)
 	data = data[:len(data)-keep]
 	if len(data) == 0 {
 		return len(p), nil
 	}
-	if err := s.out.write(streamLine{Stream: s.name, Data: strings.ToValidUTF8(string(data), "\uFFFD")}); err != nil {
+	if err := s.out.writeData(s.name, data); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -240,7 +294,7 @@ func (s *streamSink) Write(p []byte) (int, error) {
 // flush emits any held-back bytes (an incomplete rune at EOF is invalid).
 func (s *streamSink) flush() {
 	if len(s.pending) > 0 {
-		_ = s.out.write(streamLine{Stream: s.name, Data: strings.ToValidUTF8(string(s.pending), "\uFFFD")})
+		_ = s.out.writeData(s.name, s.pending)
 		s.pending = nil
 	}
 }
@@ -248,7 +302,7 @@ func (s *streamSink) flush() {
 // execStream runs an exec as an NDJSON stream. The client's disconnect
 // cancels r.Context(), which makes the service kill the command.
 func (s *server) execStream(w http.ResponseWriter, r *http.Request, id string, req sandbox.ExecRequest) {
-	out := &ndjson{w: w, rc: http.NewResponseController(w)}
+	out := &ndjson{w: w, bw: bufio.NewWriterSize(w, 16<<10), rc: http.NewResponseController(w)}
 	timer := time.AfterFunc(streamGrace, out.start)
 	defer func() {
 		timer.Stop()

@@ -16,7 +16,14 @@ import (
 )
 
 // sandboxes implements store.Sandboxes on the sandboxes table.
-type sandboxes struct{ s *Store }
+type sandboxes struct {
+	s *Store
+	// get is prepared once: Get runs on every exec and file call, and
+	// re-parsing the SQL each time was most of its cost (pprof).
+	get *sql.Stmt
+}
+
+const getSandboxSQL = `SELECT ` + sandboxColumns + ` FROM sandboxes WHERE id = ?`
 
 const sandboxColumns = `id, state, provider, image, memory_mb, vcpus, network, owner_id, tenant_id,
 	metadata, env, handle, error, created_at, updated_at, expires_at, destroyed_at`
@@ -50,7 +57,7 @@ func (r *sandboxes) Create(ctx context.Context, sb *store.Sandbox) error {
 
 // Get returns the record; unknown id is NotFound.
 func (r *sandboxes) Get(ctx context.Context, id string) (*store.Sandbox, error) {
-	return getSandbox(ctx, r.s.db, id)
+	return scanGot(ctx, r.get.QueryRowContext(ctx, id), id)
 }
 
 type queryRower interface {
@@ -58,7 +65,10 @@ type queryRower interface {
 }
 
 func getSandbox(ctx context.Context, q queryRower, id string) (*store.Sandbox, error) {
-	row := q.QueryRowContext(ctx, `SELECT `+sandboxColumns+` FROM sandboxes WHERE id = ?`, id)
+	return scanGot(ctx, q.QueryRowContext(ctx, getSandboxSQL, id), id)
+}
+
+func scanGot(ctx context.Context, row *sql.Row, id string) (*store.Sandbox, error) {
 	sb, err := scanSandbox(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.New(errs.NotFound, "sandbox %s not found", id)

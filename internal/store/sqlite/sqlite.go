@@ -140,7 +140,14 @@ func (s *Store) init(ctx context.Context, abs string, o options) error {
 		return errs.Wrap(errs.Internal, err, "sqlite: load migrations")
 	}
 	s.migrations = p
-	return s.migrate(ctx)
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	// Prepared after migrating: the statement needs the table.
+	if s.sandboxes.get, err = s.db.PrepareContext(ctx, getSandboxSQL); err != nil {
+		return classify(ctx, err, "sqlite: prepare")
+	}
+	return nil
 }
 
 // journalMode opens the first connection, which switches a new file to WAL.
@@ -211,6 +218,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes every pooled connection. The WAL is checkpointed by SQLite
 // when the last connection closes.
 func (s *Store) Close() error {
+	if s.sandboxes.get != nil {
+		_ = s.sandboxes.get.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return errs.Wrap(errs.Internal, err, "sqlite: close")
 	}
