@@ -27,6 +27,11 @@ type Config struct {
 	Peer      string   // API root of another StacyVM v1 server, or ""
 	Out       string   // markdown report path ("" = none)
 	JSON      string   // raw figures path ("" = none)
+	// Settle is a pause before every measured call of an interleaved
+	// comparison, so work a previous call left running in the background
+	// (dockerd and containerd clean up after each docker exec) does not land
+	// on the next measurement, whichever system it belongs to.
+	Settle time.Duration
 }
 
 // Sections lists every section name in run order.

@@ -42,6 +42,9 @@ func (e *Env) interleave(ctx context.Context, sec *Section, prefix string, n int
 				continue
 			}
 			v := vs[k]
+			if e.Cfg.Settle > 0 {
+				time.Sleep(e.Cfg.Settle)
+			}
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			d, err := v.run(rctx)
 			cancel()

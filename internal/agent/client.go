@@ -41,8 +41,11 @@ func NewClient(dial DialFunc) *Client {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
-		WriteBufferSize:     64 << 10,
-		ReadBufferSize:      64 << 10,
+		// Idle connections keep these buffers for IdleConnTimeout; requests
+		// on this transport are small (bulk uploads use c.bulk), responses
+		// arrive in frames of at most 32 KiB from the agent.
+		WriteBufferSize: 8 << 10,
+		ReadBufferSize:  32 << 10,
 	}
 	bulk := &http.Transport{
 		DialContext:        tr.DialContext,

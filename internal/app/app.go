@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			MaxSandboxes:       d.MaxSandboxes,
 			MaxPerOwner:        d.MaxSandboxesPerOwner,
 			ReapInterval:       d.ReapInterval.Std(),
+			ReconcileInterval:  d.ReconcileInterval.Std(),
 			DestroyedRetention: d.DestroyedRetention.Std(),
 		},
 	})

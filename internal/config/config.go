@@ -146,6 +146,9 @@ type DefaultsConfig struct {
 	MaxSandboxes         int      `koanf:"max_sandboxes" yaml:"max_sandboxes" json:"max_sandboxes"`
 	MaxSandboxesPerOwner int      `koanf:"max_sandboxes_per_owner" yaml:"max_sandboxes_per_owner" json:"max_sandboxes_per_owner"`
 	ReapInterval         Duration `koanf:"reap_interval" yaml:"reap_interval" json:"reap_interval"`
+	// ReconcileInterval is how often the server re-checks store against
+	// runtimes while running (orphans left by failed runtime calls); 0 = only at start.
+	ReconcileInterval Duration `koanf:"reconcile_interval" yaml:"reconcile_interval" json:"reconcile_interval"`
 	// DestroyedRetention is how long destroyed sandbox rows are kept.
 	DestroyedRetention Duration `koanf:"destroyed_retention" yaml:"destroyed_retention" json:"destroyed_retention"`
 }
@@ -245,6 +248,7 @@ func Default(home string, root bool) *Config {
 			DefaultExecTimeout: Duration(5 * time.Minute),
 			MaxExecTimeout:     Duration(time.Hour),
 			ReapInterval:       Duration(10 * time.Second),
+			ReconcileInterval:  Duration(time.Minute),
 			DestroyedRetention: Duration(24 * time.Hour),
 		},
 		Logging: LoggingConfig{Level: "info", Format: "text"},

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
@@ -40,7 +41,9 @@ func (s *Service) destroy(ctx context.Context, rec *store.Sandbox, reason string
 	}
 	_, err := s.store.Sandboxes().Update(context.WithoutCancel(ctx), rec.ID, func(sb *store.Sandbox) error {
 		if State(sb.State) == StateDestroyed {
-			return errs.New(errs.NotFound, "sandbox %s not found (destroyed)", sb.ID)
+			// Someone else (a concurrent destroy, the reconcile sweep)
+			// recorded it first; the runtime is gone either way.
+			return errAlreadyDestroyed
 		}
 		sb.State = string(StateDestroyed)
 		sb.DestroyedAt = s.now().UTC()
@@ -49,8 +52,15 @@ func (s *Service) destroy(ctx context.Context, rec *store.Sandbox, reason string
 		}
 		return nil
 	})
-	if err == nil {
+	switch {
+	case err == nil:
 		s.log.Info("sandbox destroyed", "sandbox_id", rec.ID, "reason", reason)
+	case errors.Is(err, errAlreadyDestroyed):
+		err = nil
 	}
 	return err
 }
+
+// errAlreadyDestroyed aborts a destroy's record update that found the record
+// already destroyed; the destroy itself succeeded.
+var errAlreadyDestroyed = errors.New("already destroyed")

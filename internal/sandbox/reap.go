@@ -61,11 +61,20 @@ func (s *Service) prune(ctx context.Context, withWarm bool) (int, error) {
 func (s *Service) reapLoop(ctx context.Context) {
 	t := time.NewTicker(s.d.ReapInterval)
 	defer t.Stop()
+	lastSweep := s.now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		// The reconcile sweep removes what a failed runtime call left behind
+		// (e.g. a container created just as the engine went away).
+		if s.d.ReconcileInterval > 0 && s.now().Sub(lastSweep) >= s.d.ReconcileInterval {
+			lastSweep = s.now()
+			if _, err := s.reconcile(ctx, s.d.CreateTimeout); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconcile sweep failed", "err", err)
+			}
 		}
 		if n, err := s.prune(ctx, true); err != nil && ctx.Err() == nil {
 			s.log.Warn("reaper pass failed", "err", err)

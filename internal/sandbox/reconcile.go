@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/provider"
@@ -29,6 +30,13 @@ type ReconcileReport struct {
 // Providers that cannot be listed are skipped and reported; their records
 // are left untouched, never guessed.
 func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	return s.reconcile(ctx, 0)
+}
+
+// reconcile is Reconcile that leaves alone records in state creating younger
+// than minAge: while the server runs, those are creates in flight, not
+// leftovers of a crash (the periodic sweep passes the create timeout).
+func (s *Service) reconcile(ctx context.Context, minAge time.Duration) (ReconcileReport, error) {
 	var rep ReconcileReport
 	recs, err := s.store.Sandboxes().List(ctx, store.SandboxFilter{States: liveStates()})
 	if err != nil {
@@ -48,25 +56,33 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			rep.Failed++
 			continue
 		}
-		s.reconcileProvider(ctx, p, byProvider[name], handles, &rep)
+		s.reconcileProvider(ctx, p, byProvider[name], handles, minAge, &rep)
 		delete(byProvider, name)
 	}
 	for name, rs := range byProvider { // records of providers no longer configured
 		s.log.Warn("reconcile: sandboxes of a provider that is not configured are left as they are", "provider", name, "count", len(rs))
 	}
-	s.log.Info("reconcile finished", "adopted", rep.Adopted, "marked_destroyed", rep.MarkedDestroyed,
+	level := slog.LevelInfo
+	if minAge > 0 && rep == (ReconcileReport{Kept: rep.Kept}) {
+		level = slog.LevelDebug // a periodic sweep that found nothing to do
+	}
+	s.log.Log(ctx, level, "reconcile finished", "adopted", rep.Adopted, "marked_destroyed", rep.MarkedDestroyed,
 		"orphans_removed", rep.OrphansRemoved, "kept", rep.Kept, "failed", rep.Failed)
 	return rep, nil
 }
 
-func (s *Service) reconcileProvider(ctx context.Context, p provider.Provider, recs []*store.Sandbox, handles []provider.Handle, rep *ReconcileReport) {
+func (s *Service) reconcileProvider(ctx context.Context, p provider.Provider, recs []*store.Sandbox, handles []provider.Handle, minAge time.Duration, rep *ReconcileReport) {
 	runtimes := map[string]provider.Handle{}
 	for _, h := range handles {
 		runtimes[h.SandboxID] = h
 	}
+	cutoff := s.now().Add(-minAge)
 	for _, rec := range recs {
 		h, exists := runtimes[rec.ID]
 		delete(runtimes, rec.ID)
+		if State(rec.State) == StateCreating && rec.CreatedAt.After(cutoff) {
+			continue // a create in flight owns this record and its runtime
+		}
 		if !exists {
 			s.markDestroyed(ctx, rec, "runtime vanished while the server was down", rep)
 			continue

@@ -35,6 +35,9 @@ type Defaults struct {
 	ReapInterval       time.Duration
 	DestroyedRetention time.Duration // destroyed records are purged after this
 	CreateTimeout      time.Duration // bound on one provider Create
+	// ReconcileInterval is how often the reaper also reconciles store and
+	// runtimes while running (0 = only at start).
+	ReconcileInterval time.Duration
 }
 
 // Options configure a Service.

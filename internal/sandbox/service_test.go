@@ -546,3 +546,50 @@ func TestWarmPool_ClaimRefillAndIsolation(t *testing.T) {
 		t.Errorf("reserved metadata key accepted: %v", err)
 	}
 }
+
+func TestReconcileSweep_SparesInFlightCreatesAndRemovesOrphans(t *testing.T) {
+	e := newEnv(t, func(_ *sandbox.Defaults, mc *mock.Config) { mc.CreateDelay = 600 * time.Millisecond })
+	ctx := context.Background()
+	svc, err := sandbox.New(sandbox.Options{Store: e.store, Providers: []provider.Provider{e.mock}, DefaultProvider: "mock",
+		Defaults: sandbox.Defaults{Image: "host", TTL: time.Minute, MaxTTL: time.Hour, DefaultExecTimeout: time.Minute,
+			ReapInterval: 50 * time.Millisecond, ReconcileInterval: 50 * time.Millisecond, CreateTimeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	svc.Start(ctx)
+	// An orphan: a runtime whose record says destroyed.
+	orphan := "sb-00000000000000cc"
+	if _, err := e.mock.Create(ctx, provider.Spec{SandboxID: orphan, Image: "host"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := e.store.Sandboxes().Create(ctx, &store.Sandbox{ID: orphan, State: "destroyed", Provider: "mock", Image: "host",
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour), DestroyedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Creates in flight while the sweep runs every 50 ms must succeed.
+	for range 3 {
+		sb, err := svc.Create(ctx, sandbox.CreateRequest{})
+		if err != nil {
+			t.Fatalf("create during sweeps: %v", err)
+		}
+		if res, out, _ := run(t, svc, sb.ID, sandbox.ExecRequest{Command: "echo ok"}); res.ExitCode != 0 || out != "ok\n" {
+			t.Fatalf("sandbox created during sweeps does not work: %q", out)
+		}
+		// Destroy races the sweep; it must still answer success.
+		if err := svc.Destroy(ctx, sb.ID); err != nil {
+			t.Fatalf("destroy during sweeps: %v", err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		hs, _ := e.mock.List(ctx)
+		if len(hs) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hs, _ := e.mock.List(ctx)
+	t.Fatalf("the sweep left runtimes behind: %+v", hs)
+}

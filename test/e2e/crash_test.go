@@ -141,7 +141,8 @@ func (p *dockerProxy) down() {
 // again when the engine returns.
 func TestDockerDaemonDown(t *testing.T) {
 	px := newDockerProxy(t)
-	s := startServer(t, "", "STACYVM_PROVIDERS_DOCKER_HOST=unix://"+px.path)
+	s := startServer(t, "", "STACYVM_PROVIDERS_DOCKER_HOST=unix://"+px.path,
+		"STACYVM_DEFAULTS_REAP_INTERVAL=200ms", "STACYVM_DEFAULTS_RECONCILE_INTERVAL=1s")
 	sb := s.spawn(map[string]any{})
 
 	px.down()
@@ -170,5 +171,50 @@ func TestDockerDaemonDown(t *testing.T) {
 	sb2 := s.spawn(map[string]any{})
 	if r := s.exec(sb2.ID, "echo back"); r.Stdout != "back\n" {
 		t.Fatalf("exec after recovery: %+v", r)
+	}
+
+	// The engine goes away in the middle of spawns: they fail with 503, and
+	// whatever the engine had already made is cleaned up once it returns.
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _ = s.call("POST", "/sandboxes", map[string]any{"image": "stacyvm/python"}, nil)
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	px.down()
+	wg.Wait()
+	for i, c := range codes {
+		if c != 201 && c != 503 {
+			t.Errorf("spawn %d during engine loss: status %d, want 201 or 503", i, c)
+		}
+	}
+	px.up(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var live []sandboxJSON
+		s.call("GET", "/sandboxes", nil, &live)
+		want := map[string]bool{}
+		for _, l := range live {
+			want["stacyvm-"+l.ID] = true
+		}
+		got := containers(t, s.dataDir)
+		extra := 0
+		for _, c := range got {
+			if !want[c] {
+				extra++
+			}
+		}
+		if extra == 0 && len(got) == len(want) {
+			t.Logf("after the engine returned: %d sandboxes, no orphans (spawn statuses %v)", len(live), codes)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containers %v do not match live sandboxes %v 20 s after the engine returned", got, want)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
