@@ -134,32 +134,6 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// statusOf maps an error class to the HTTP status the agent answers with.
-func statusOf(c errs.Class) int {
-	switch c {
-	case errs.Invalid:
-		return http.StatusBadRequest
-	case errs.NotFound:
-		return http.StatusNotFound
-	case errs.Conflict:
-		return http.StatusConflict
-	case errs.Timeout:
-		return http.StatusRequestTimeout
-	case errs.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case errs.Forbidden:
-		return http.StatusForbidden
-	case errs.Unauthorized:
-		return http.StatusUnauthorized
-	case errs.Limit:
-		return http.StatusTooManyRequests
-	case errs.Unavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // errorBody turns err into its wire form. Only the caller-safe message of a
 // classified error leaves the agent; causes (which may hold host paths) are
 // logged instead.
@@ -175,7 +149,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	body := s.errorBody(r, err)
 	b, _ := json.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(statusOf(errs.ClassFromCode(body.Code)))
+	w.WriteHeader(errs.ClassFromCode(body.Code).HTTPStatus())
 	w.Write(b)
 }
 

@@ -37,32 +37,6 @@ func errMethod(method string) error {
 		fmt.Sprintf("method %s is not allowed on this route", method)}
 }
 
-// statusOf is the one mapping from error classes to HTTP statuses.
-func statusOf(c errs.Class) int {
-	switch c {
-	case errs.Invalid:
-		return http.StatusBadRequest
-	case errs.Unauthorized:
-		return http.StatusUnauthorized
-	case errs.Forbidden:
-		return http.StatusForbidden
-	case errs.NotFound:
-		return http.StatusNotFound
-	case errs.Timeout:
-		return http.StatusRequestTimeout
-	case errs.Conflict:
-		return http.StatusConflict
-	case errs.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case errs.Limit:
-		return http.StatusTooManyRequests
-	case errs.Unavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // publicError resolves err to what a client may see: status, code and a
 // safe message. Internal errors get a generated error id; the real error is
 // logged here with that id and never leaves the server.
@@ -82,7 +56,7 @@ func (s *server) publicError(r *http.Request, err error) (status int, code, msg 
 		if class == errs.Unavailable {
 			s.log.WarnContext(ctx, "service unavailable", "error", err, "request_id", requestIDFrom(ctx))
 		}
-		return statusOf(class), class.Code(), errs.Message(err)
+		return class.HTTPStatus(), class.Code(), errs.Message(err)
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		// The client went away; nobody will read the body.

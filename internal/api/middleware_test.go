@@ -119,8 +119,8 @@ func TestStatusOf_EveryClass(t *testing.T) {
 		errs.Unavailable: 503, errs.Internal: 500,
 	}
 	for c, status := range want {
-		if got := statusOf(c); got != status {
-			t.Errorf("statusOf(%s) = %d, want %d", c, got, status)
+		if got := c.HTTPStatus(); got != status {
+			t.Errorf("%s.HTTPStatus() = %d, want %d", c, got, status)
 		}
 	}
 }
