@@ -39,6 +39,7 @@ type options struct {
 	listen  string
 	root    string
 	workdir string
+	level   slog.Level
 	version bool
 }
 
@@ -50,6 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fl.StringVar(&o.root, "root", "/", "directory served as the sandbox's /")
 	fl.StringVar(&o.workdir, "workdir", "/workspace", "default working directory of execs, created if missing")
 	fl.BoolVar(&o.version, "version", false, "print the version and exit")
+	fl.TextVar(&o.level, "log-level", slog.LevelInfo, "debug, info, warn or error (debug logs every exec)")
 	if err := fl.Parse(args); err != nil {
 		return o, err
 	}
@@ -75,7 +77,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version)
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// The log is the sandbox's console: in a container every line goes
+	// through the runtime's log driver, so per-exec lines are debug only.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
 	// A lost controlling terminal is no reason to stop serving.
 	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

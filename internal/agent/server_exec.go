@@ -32,11 +32,41 @@ var errExecTimeout = errors.New("exec timeout")
 // frameStream serializes frames from the stdout and stderr copiers onto the
 // response and flushes each one, so output reaches the host as it is made.
 type frameStream struct {
-	mu     sync.Mutex
-	w      io.Writer
-	rc     *http.ResponseController
-	err    error
-	onFail func() // kills the process when the host stops listening
+	mu      sync.Mutex
+	w       io.Writer
+	rc      *http.ResponseController
+	err     error
+	onFail  func() // kills the process when the host stops listening
+	flushed bool   // the response head has gone out
+}
+
+// headerDelay is how long a silent command's response head is held back. A
+// short command's head, exit frame and end then leave in one write, which
+// saves a wakeup on both sides of every quick exec; a long silent command
+// still has its head sent promptly, so the host sees the stream started.
+const headerDelay = 5 * time.Millisecond
+
+// flushHead sends the response head if nothing has been sent yet.
+func (f *frameStream) flushHead() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil && !f.flushed {
+		if err := f.rc.Flush(); err != nil {
+			f.fail(err)
+			return
+		}
+		f.flushed = true
+	}
+}
+
+// finish writes the final frame. It is not flushed: returning from the
+// handler completes the response, in one write when nothing went out yet.
+func (f *frameStream) finish(typ byte, payload []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		_ = WriteFrame(f.w, typ, payload)
+	}
 }
 
 func (f *frameStream) write(typ byte, p []byte) error {
@@ -59,6 +89,7 @@ func (f *frameStream) write(typ byte, p []byte) error {
 		f.fail(err)
 		return err
 	}
+	f.flushed = true
 	return nil
 }
 
@@ -95,10 +126,10 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	rc.Flush()
-
-	res, err := s.run(r.Context(), cmd, req.TimeoutMS, &frameStream{w: w, rc: rc})
+	out := &frameStream{w: w, rc: http.NewResponseController(w)}
+	head := time.AfterFunc(headerDelay, out.flushHead)
+	res, err := s.run(r.Context(), cmd, req.TimeoutMS, out)
+	head.Stop()
 	var typ byte
 	var payload []byte
 	if err != nil {
@@ -108,9 +139,7 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 		typ = FrameExit
 		payload, _ = json.Marshal(res)
 	}
-	if err := WriteFrame(w, typ, payload); err == nil {
-		rc.Flush()
-	}
+	out.finish(typ, payload)
 }
 
 // prepare validates req and builds the command, without resolving or
@@ -193,7 +222,7 @@ func (s *Server) run(ctx context.Context, cmd *exec.Cmd, timeoutMS int64, out *f
 	if context.Cause(ctx) == errExecTimeout && res.ExitCode == 128+int(syscall.SIGKILL) {
 		res.ExitCode, res.TimedOut = -1, true
 	}
-	s.log.Info("exec", "argv0", cmd.Args[0], "exit_code", res.ExitCode,
+	s.log.Debug("exec", "argv0", cmd.Args[0], "exit_code", res.ExitCode,
 		"timed_out", res.TimedOut, "cancelled", ctx.Err() != nil && !res.TimedOut,
 		"duration", time.Duration(res.DurationNS), "output_cut", errors.Is(waitErr, exec.ErrWaitDelay))
 	return res, nil
