@@ -29,6 +29,9 @@ type Client struct {
 	bulk *http.Client
 }
 
+// bulkSocketBuffer is the send buffer asked for on bulk connections.
+const bulkSocketBuffer = 2 << 20
+
 // bulkThreshold is the upload size from which the bulk transport is used.
 const bulkThreshold = 1 << 20
 
@@ -48,10 +51,19 @@ func NewClient(dial DialFunc) *Client {
 		ReadBufferSize:  32 << 10,
 	}
 	bulk := &http.Transport{
-		DialContext:        tr.DialContext,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c, err := dial(ctx)
+			if uc, ok := c.(*net.UnixConn); ok && err == nil {
+				// A unix stream socket's send buffer bounds the bytes in
+				// flight; the 208 KiB default makes a 100 MB upload a few
+				// thousand 64 KiB round trips. Best effort (net.core.wmem_max).
+				_ = uc.SetWriteBuffer(bulkSocketBuffer)
+			}
+			return c, err
+		},
 		DisableKeepAlives:  true,
 		DisableCompression: true,
-		WriteBufferSize:    1 << 20,
+		WriteBufferSize:    256 << 10,
 		ReadBufferSize:     64 << 10,
 	}
 	return &Client{http: &http.Client{Transport: tr}, bulk: &http.Client{Transport: bulk}}

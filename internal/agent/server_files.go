@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
 )
@@ -137,10 +138,24 @@ func (s *Server) writeFile(r *http.Request) error {
 	if err := f.Close(); err != nil {
 		return fsError(p, err)
 	}
+	// Replacing a large file frees its pages when its last link goes, which
+	// a rename would do on this request's time (23 ms for 100 MB, measured).
+	// Holding the old file open moves that work to the background close.
+	// Only large regular files: opening a FIFO or a device has effects.
+	var old *os.File
+	if fi, err := s.fs.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() >= bulkBuffer {
+		old, _ = s.fs.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	}
 	if err := s.fs.Rename(tmp, p); err != nil {
+		if old != nil {
+			old.Close()
+		}
 		s.fs.Remove(tmp)
 		ok = true
 		return fsError(p, err)
+	}
+	if old != nil {
+		go old.Close()
 	}
 	ok = true
 	return nil
