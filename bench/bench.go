@@ -182,7 +182,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return nil, fmt.Errorf("docker engine or image %s unavailable: %w", busybox, err)
 	}
 	start := time.Now()
-	rep := &Report{Machine: machineInfo(ctx), Config: cfg, Started: start.UTC()}
+	rep := &Report{Machine: machineInfo(ctx), Config: cfg, Started: start.UTC(), Notes: profilingNotes()}
 	runID := fmt.Sprintf("%d-%d", os.Getpid(), start.UnixNano()%1e9)
 
 	fmt.Fprintf(log, "[bench] starting %s (run %s)\n", cfg.ServerBin, runID)
@@ -228,4 +228,15 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return rep, err
 	}
 	return rep, ctx.Err()
+}
+
+// notesPath is the hand-written profiling analysis included in every report.
+const notesPath = "bench/profiling-notes.md"
+
+func profilingNotes() string {
+	b, err := os.ReadFile(notesPath)
+	if err != nil {
+		return "(no " + notesPath + " in this checkout)\n"
+	}
+	return string(b)
 }

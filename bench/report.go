@@ -19,6 +19,9 @@ type Report struct {
 	Seconds     float64    `json:"seconds"`
 	ServerStart ProcStats  `json:"server_at_start"`
 	Sections    []*Section `json:"sections"`
+	// Notes is the hand-written profiling analysis (bench/profiling-notes.md),
+	// carried into every generated report so a rerun never loses it.
+	Notes string `json:"-"`
 }
 
 // write saves the markdown to md and the JSON to js (each skipped when "").
@@ -108,7 +111,8 @@ func (r *Report) Markdown() string {
 		"go run ./cmd/stacyvm-bench --only exec,files --runs 500         # selected sections\n" +
 		"go run ./cmd/stacyvm-bench --idle 100 --peer http://HOST:7423/api/v1  # smaller idle set, plus a peer column\n```\n\n" +
 		"Needs root, a running Docker engine and the local images `stacyvm/busybox` and `stacyvm/python` (`make prepare`), and `bin/stacyvm` (`make build`). The harness starts its own server on a free loopback port and removes every container it made (by the `stacyvm.server_id` and `stacyvm.bench` labels) when it ends.\n")
-	b.WriteString("\n## Profiling notes\n\n(see below)\n")
+	b.WriteString("\n## Profiling notes\n\n")
+	b.WriteString(r.Notes)
 	return b.String()
 }
 
