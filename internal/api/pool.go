@@ -7,8 +7,8 @@ import (
 )
 
 // poolStatus answers API.md's pool-mode status. Pool mode (many users
-// sharing one sandbox) is not implemented, so it is reported as disabled;
-// warm pools are at /pool/warm.
+// sharing one sandbox) is not supported yet, so it is reported as disabled;
+// warm pools (ready sandboxes per image) are at /pool/warm.
 func (s *server) poolStatus(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]bool{"enabled": false})
 	return nil
