@@ -32,6 +32,9 @@ type Config struct {
 	// (dockerd and containerd clean up after each docker exec) does not land
 	// on the next measurement, whichever system it belongs to.
 	Settle time.Duration
+	// Notes is the hand-written profiling analysis copied into the report
+	// (default bench/profiling-notes.md, relative to the repository root).
+	Notes string
 }
 
 // Sections lists every section name in run order.
@@ -182,7 +185,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return nil, fmt.Errorf("docker engine or image %s unavailable: %w", busybox, err)
 	}
 	start := time.Now()
-	rep := &Report{Machine: machineInfo(ctx), Config: cfg, Started: start.UTC(), Notes: profilingNotes()}
+	rep := &Report{Machine: machineInfo(ctx), Config: cfg, Started: start.UTC(), Notes: profilingNotes(cfg.Notes)}
 	runID := fmt.Sprintf("%d-%d", os.Getpid(), start.UnixNano()%1e9)
 
 	fmt.Fprintf(log, "[bench] starting %s (run %s)\n", cfg.ServerBin, runID)
@@ -230,13 +233,14 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	return rep, ctx.Err()
 }
 
-// notesPath is the hand-written profiling analysis included in every report.
-const notesPath = "bench/profiling-notes.md"
-
-func profilingNotes() string {
-	b, err := os.ReadFile(notesPath)
+// profilingNotes reads the hand-written analysis included in every report.
+func profilingNotes(path string) string {
+	if path == "" {
+		return "(no profiling notes given)\n"
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return "(no " + notesPath + " in this checkout)\n"
+		return "(no " + path + " in this checkout)\n"
 	}
 	return string(b)
 }

@@ -44,7 +44,7 @@ func TestBenchQuick(t *testing.T) {
 	bin := needDocker(t)
 	dir := t.TempDir()
 	cfg, err := ParseFlags([]string{"--quick", "--server-bin", bin,
-		"--out", filepath.Join(dir, "b.md"), "--json", filepath.Join(dir, "b.json")}, os.Stderr)
+		"--out", filepath.Join(dir, "b.md"), "--json", filepath.Join(dir, "b.json"), "--notes", "profiling-notes.md"}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +78,9 @@ func TestBenchQuick(t *testing.T) {
 		}
 	}
 	md, err := os.ReadFile(cfg.Out)
-	if err != nil || !strings.Contains(string(md), "## Profiling notes\n\n(see below)") {
-		t.Errorf("markdown report missing or without the profiling placeholder: %v", err)
+	notes, nerr := os.ReadFile("profiling-notes.md")
+	if err != nil || nerr != nil || !strings.Contains(string(md), "## Profiling notes\n\n"+string(notes)) {
+		t.Errorf("markdown report missing or without the profiling notes: %v %v", err, nerr)
 	}
 	var back Report
 	if b, err := os.ReadFile(cfg.JSON); err != nil || json.Unmarshal(b, &back) != nil || len(back.Sections) != len(Sections) {

@@ -54,6 +54,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.WarmRuns, "warm-runs", 20, "warm spawns")
 	fs.IntVar(&cfg.Idle, "idle", 500, "idle sandboxes in the idle section")
 	fs.BoolVar(&cfg.Quick, "quick", false, "small N everywhere (smoke run)")
+	fs.StringVar(&cfg.Notes, "notes", "bench/profiling-notes.md", "hand-written profiling notes copied into the report")
 	fs.DurationVar(&cfg.Settle, "settle", 20*time.Millisecond, "pause before each measured call of an interleaved comparison (0 = none)")
 	fs.StringVar(&only, "only", "", "comma-separated sections to run: "+strings.Join(Sections, ","))
 	fs.StringVar(&cfg.Peer, "peer", "", "API root of another StacyVM v1 server (e.g. http://host:7423/api/v1), measured as a third column")
