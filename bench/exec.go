@@ -13,24 +13,12 @@ import (
 // and the peer, interleaved, on one long-lived sandbox/container each.
 func runExec(ctx context.Context, e *Env) *Section {
 	sec := newSection("exec", "Exec round trip (argv mode)")
-	ours, err := e.Ours.Spawn(ctx)
+	c, cleanup, err := e.spawnContenders(ctx, sec, true)
+	defer cleanup()
 	if err != nil {
 		return sec.fail(err)
 	}
-	defer destroyAll(ctx, e.Ours, []string{ours}, 1)
-	cliID, err := e.Docker.RunCLI(ctx)
-	if err != nil {
-		return sec.fail(err)
-	}
-	defer e.Docker.Remove(ctx, cliID)
-	var peerID string
-	if e.Peer != nil {
-		if peerID, err = e.Peer.Spawn(ctx); err != nil {
-			sec.note("peer spawn failed: %v", err)
-		} else {
-			defer destroyAll(ctx, e.Peer, []string{peerID}, 1)
-		}
-	}
+	ours, cliID, peerID := c.ours, c.baseline, c.peer
 	// Correctness first: every contender must really print "hi\n".
 	if r, err := e.Ours.Exec(ctx, ours, "echo", "hi"); err != nil || r.Stdout != "hi\n" {
 		return sec.fail(fmt.Errorf("ours echo hi: %q %v", r.Stdout, err))

@@ -20,24 +20,12 @@ func runFiles(ctx context.Context, e *Env) *Section {
 		return sec.fail(err)
 	}
 	defer os.RemoveAll(dir)
-	ours, err := e.Ours.Spawn(ctx)
+	c, cleanup, err := e.spawnContenders(ctx, sec, true)
+	defer cleanup()
 	if err != nil {
 		return sec.fail(err)
 	}
-	defer destroyAll(ctx, e.Ours, []string{ours}, 1)
-	cid, err := e.Docker.RunCLI(ctx)
-	if err != nil {
-		return sec.fail(err)
-	}
-	defer e.Docker.Remove(ctx, cid)
-	var peerID string
-	if e.Peer != nil {
-		if peerID, err = e.Peer.Spawn(ctx); err != nil {
-			sec.note("peer spawn failed: %v", err)
-		} else {
-			defer destroyAll(ctx, e.Peer, []string{peerID}, 1)
-		}
-	}
+	ours, cid, peerID := c.ours, c.baseline, c.peer
 	for _, sz := range []struct {
 		label string
 		size  int64

@@ -22,16 +22,12 @@ var stdoutPayloads = []struct{ name, script string }{
 // command, with the server's VmRSS/VmHWM before and after.
 func runStdout(ctx context.Context, e *Env) *Section {
 	sec := newSection("stdout", "Exec with 10 MB of stdout")
-	ours, err := e.Ours.Spawn(ctx)
+	c, cleanup, err := e.spawnContenders(ctx, sec, false)
+	defer cleanup()
 	if err != nil {
 		return sec.fail(err)
 	}
-	defer destroyAll(ctx, e.Ours, []string{ours}, 1)
-	cid, err := e.Docker.RunCLI(ctx)
-	if err != nil {
-		return sec.fail(err)
-	}
-	defer e.Docker.Remove(ctx, cid)
+	ours, cid := c.ours, c.baseline
 	check := func(n int64) error {
 		if n != stdoutBytes {
 			return fmt.Errorf("got %d stdout bytes, want %d", n, stdoutBytes)

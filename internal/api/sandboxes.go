@@ -243,10 +243,7 @@ func (s *server) sandboxLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if out == nil {
-		out = []string{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, out)
 	return nil
 }
 
