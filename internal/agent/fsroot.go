@@ -107,6 +107,11 @@ func cleanPath(p string) (string, error) {
 // fsError classifies a file-system failure on sandbox path p. The message is
 // built from p and the errno text only, never from err.Error(), which may
 // carry the host path of the root.
+// FSError classifies a file-system error for sandbox path p the way the
+// agent does, for callers that touch a sandbox's files another way (the
+// server's host upload path).
+func FSError(p string, err error) error { return fsError(p, err) }
+
 func fsError(p string, err error) error {
 	var errno syscall.Errno
 	switch {

@@ -6,6 +6,7 @@ package provider
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/agent"
@@ -127,4 +128,34 @@ type StatsReporter interface {
 // (the agent's own log lines).
 type LogReader interface {
 	Logs(ctx context.Context, h Handle, lines int) ([]string, error)
+}
+
+// Host check outcomes, for doctor and runtime certification.
+const (
+	CheckPass         = "PASS"
+	CheckFail         = "FAIL"
+	CheckNotInstalled = "NOT INSTALLED"
+)
+
+// HostCheck is one host-level precondition of a runtime (binary present,
+// daemon reachable, runtime registered, /dev/kvm usable, kernel present...).
+// Provider packages export `HostChecks(ctx, Config) []HostCheck`, which must
+// work even when the runtime is not installed (that is a NOT INSTALLED
+// result, never a PASS).
+type HostCheck struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // CheckPass, CheckFail or CheckNotInstalled
+	Detail string `json:"detail,omitempty"`
+	Remedy string `json:"remedy,omitempty"` // an exact command or docs anchor
+}
+
+// HostFS is implemented by providers whose sandbox filesystem the server can
+// reach directly from the host, as the sandbox's processes see it (mounts
+// included). The file service uses it for large uploads: one copy on the
+// host instead of a second HTTP hop through the agent. HostRoot returns
+// ok=false whenever that is not exactly equivalent to the agent writing
+// (another OCI runtime, user namespaces, a non-root sandbox user, a runtime
+// that is gone); callers then use the agent. The caller closes the Root.
+type HostFS interface {
+	HostRoot(ctx context.Context, h Handle) (root *os.Root, ok bool)
 }

@@ -55,9 +55,28 @@ func (s *Service) WriteFile(ctx context.Context, id, p string, mode uint32, body
 	if mode > 0o7777 {
 		return errs.New(errs.Invalid, "mode %o is not a permission mode", mode)
 	}
-	return s.fileOp(ctx, id, p, func(c *agent.Client, p string) error {
-		return c.WriteFile(ctx, p, mode, body, size)
-	})
+	if size >= 0 && size < hostWriteMin {
+		return s.fileOp(ctx, id, p, func(c *agent.Client, p string) error {
+			return c.WriteFile(ctx, p, mode, body, size)
+		})
+	}
+	p, err := checkPath(p)
+	if err != nil {
+		return err
+	}
+	t, err := s.reach(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := writeViaHost(ctx, t, p, mode, body); err != errHostDeclined {
+		s.log.Debug("upload", "sandbox_id", id, "path", p, "via", "host", "err", err)
+		return err
+	}
+	s.log.Debug("upload", "sandbox_id", id, "path", p, "via", "agent")
+	if err := t.agent.WriteFile(ctx, p, mode, body, size); err != nil {
+		return s.runtimeFailed(ctx, t, err)
+	}
+	return nil
 }
 
 // DeleteFile removes a file, or a directory tree when recursive.

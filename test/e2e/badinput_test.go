@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -175,4 +178,57 @@ func peakRSSMB(t *testing.T, pid int) int {
 		}
 	}
 	return -1
+}
+
+// TestLargeUploadsLandInside: uploads from 1 MiB take the server's host
+// path (docs/decisions/007-host-upload-path.md); through symlinks (absolute
+// ones make it fall back to the agent), ../ and into missing directories,
+// every byte lands inside the sandbox and nothing on the host.
+func TestLargeUploadsLandInside(t *testing.T) {
+	s := startServer(t, "")
+	sb := s.spawn(map[string]any{})
+	marker := fmt.Sprintf("big-%d", os.Getpid())
+	if r := s.exec(sb.ID, "mkdir -p /workspace/real && ln -s /workspace/real /tmp/abs && ln -s ../workspace/real /tmp/rel && ln -s / /workspace/root"); r.ExitCode != 0 {
+		t.Fatalf("setup: %+v", r)
+	}
+	payload := make([]byte, 3<<20+17)
+	rand.Read(payload)
+	sum := fmt.Sprintf("%x", sha256.Sum256(payload))
+	for _, p := range []string{
+		"/workspace/new/dir/f",
+		"/tmp/abs/f",
+		"/tmp/rel/g",
+		"/workspace/root/tmp/" + marker,
+		"/../../../tmp/" + marker + "-2",
+	} {
+		req, _ := http.NewRequest("PUT", s.url+"/sandboxes/"+sb.ID+"/files/raw?path="+p+"&mode=0640", bytes.NewReader(payload))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("upload %s: %v", p, err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("upload %s: %d %s", p, resp.StatusCode, data)
+		}
+		r := s.exec(sb.ID, "sha256sum < "+p+" | cut -d' ' -f1; stat -L -c %a "+p)
+		if want := sum + "\n640\n"; r.Stdout != want {
+			t.Errorf("%s inside the sandbox: %q, want %q", p, r.Stdout, want)
+		}
+	}
+	for _, p := range []string{"/tmp/" + marker, "/tmp/" + marker + "-2", "/workspace/real/f"} {
+		if _, err := os.Stat(p); err == nil {
+			os.Remove(p)
+			t.Errorf("upload reached the host at %s", p)
+		}
+	}
+	// A directory is not overwritten.
+	req, _ := http.NewRequest("PUT", s.url+"/sandboxes/"+sb.ID+"/files/raw?path=/workspace/real", bytes.NewReader(payload))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantError(t, "upload over a directory", resp.StatusCode, data, 400, "BAD_REQUEST")
 }

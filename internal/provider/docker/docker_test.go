@@ -74,7 +74,8 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// removeLeftovers force-removes every container labelled by a test run.
+// removeLeftovers force-removes this run's containers and stale ones of
+// earlier runs.
 func removeLeftovers(cli *client.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -85,8 +86,13 @@ func removeLeftovers(cli *client.Client) {
 		fmt.Fprintln(os.Stderr, "list leftovers:", err)
 		return
 	}
+	// Other test runs may be going on at the same time: remove this run's
+	// containers, and only stale ones (over an hour old) of crashed runs.
+	stale := time.Now().Add(-time.Hour).Unix()
 	for _, c := range res.Items {
-		cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+		if c.Labels[provider.LabelServer] == testEnv.serverID || c.Created < stale {
+			cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+		}
 	}
 }
 
