@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -74,10 +75,90 @@ func runConcurrency(ctx context.Context, e *Env) *Section {
 			sec.note("%d of %d concurrent spawns failed", failed, n)
 		}
 	}
+	warmBurst(ctx, e, sec, bursts[0])
 	if math.IsNaN(slowest) {
 		sec.Error = "no single spawn samples"
 	}
 	return sec
+}
+
+// warmBurst separates our server from the engine: n concurrent spawns served
+// by a warm pool of n (no engine call on the request path) against the
+// slowest single warm spawn of the same server. A global lock in our request
+// path would show here as wall ≈ n × single.
+func warmBurst(ctx context.Context, e *Env, sec *Section, n int) {
+	srv, err := StartServer(ctx, e.Cfg.ServerBin, fmt.Sprintf("STACYVM_WARM_POOL_SIZE=%d", n), "STACYVM_WARM_POOL_IMAGES="+busybox)
+	if err != nil {
+		sec.note("warm burst: %v", err)
+		return
+	}
+	defer srv.Stop(ctx)
+	api := NewAPI(srv.URL, busybox)
+	defer api.Close()
+	fill := func() bool {
+		deadline := time.Now().Add(3 * time.Minute)
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			if warmReady(ctx, srv.URL) >= n {
+				return true
+			}
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+		return false
+	}
+	var ids []string
+	defer func() { destroyAll(ctx, api, ids, 8) }()
+	if !fill() {
+		sec.note("warm burst: the pool of %d did not fill in 3 minutes", n)
+		return
+	}
+	single := "warm single: ours"
+	for range e.pick(5, 2) {
+		sleepCtx(ctx, 20*time.Millisecond)
+		t0 := time.Now()
+		id, err := api.Spawn(ctx)
+		if err != nil {
+			sec.note("warm single spawn: %v", err)
+			return
+		}
+		sec.Samples.Add(single, time.Since(t0))
+		ids = append(ids, id)
+	}
+	if !fill() {
+		sec.note("warm burst: the pool of %d did not refill in 3 minutes", n)
+		return
+	}
+	slowest := sec.Samples.Sum(single).Max
+	key := fmt.Sprintf("warm burst %d: ours", n)
+	wall, bids, failed := burst(ctx, e, sec, key, n, api.Spawn)
+	ids = append(ids, bids...)
+	w := ms(wall)
+	if failed > 0 {
+		w = math.NaN()
+	}
+	r := sec.add(fmt.Sprintf("%d concurrent spawns from a warm pool of %d: wall", n, n), "ms", w, slowest, "slowest single warm spawn")
+	r.target(fmt.Sprintf("≤ 1.5 × slowest single warm spawn (%.1f ms)", 1.5*slowest), w <= 1.5*slowest)
+	sec.Extra[key] = map[string]any{"wall_ms": ms(wall), "failed": failed, "slowest_single_ms": slowest}
+}
+
+// warmReady is the number of ready sandboxes across the server's warm pools.
+func warmReady(ctx context.Context, base string) int {
+	status, body := warmStatus(ctx, base)
+	if status != 200 {
+		return 0
+	}
+	var st struct {
+		Pools []struct {
+			Ready int `json:"ready"`
+		} `json:"pools"`
+	}
+	if json.Unmarshal(body, &st) != nil {
+		return 0
+	}
+	total := 0
+	for _, p := range st.Pools {
+		total += p.Ready
+	}
+	return total
 }
 
 // burst starts n spawns at once (behind a barrier) and returns the wall
