@@ -33,7 +33,7 @@ serve: prepare build
 	bin/stacyvm serve
 
 ## test: prepare the machine, build, vet, and run every test
-test: prepare build vet fmt-check test-go
+test: prepare build vet fmt-check sdk-deps test-go
 
 vet:
 	$(GO) vet ./...
@@ -53,3 +53,25 @@ clean:
 .PHONY: bench
 bench: build
 	$(GO) run ./cmd/stacyvm-bench --server-bin bin/stacyvm $(BENCHFLAGS)
+
+## sdk-deps: install the SDKs' pinned dev tools (tsc) and link the examples to the
+## TypeScript SDK; test/sdk (part of test-go) builds and runs both SDK suites
+.PHONY: sdk-deps
+sdk-deps:
+	@command -v npm >/dev/null || { if [ "$$CI" = true ]; then echo "npm missing (scripts/ci-prepare.sh installs it)" >&2; exit 1; fi; echo "[sdk-deps] npm missing: TypeScript SDK tests will skip" >&2; exit 0; }; \
+	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build && cd ../../examples/typescript && npm ci --no-audit --no-fund
+
+## vm-assets: the vm provider's kernel and base initramfs (docs/vm.md); idempotent.
+## test-vm: the vm provider's conformance suite under TCG; VM_BOOTS=N also measures boot-to-agent.
+.PHONY: vm-assets test-vm
+vm-assets:
+	scripts/build-vm-assets.sh
+
+test-vm: vm-assets
+	STACYVM_VM_BOOTS=$(VM_BOOTS) $(GO) test -count=1 -timeout 20m -v ./internal/provider/vm/...
+
+## certify: certify every runtime on this host (docs/runtime-certification.md); exit 1 on any FAIL.
+## RUNTIME=gvisor FORMAT=json OUTPUT=report.json narrow it down.
+.PHONY: certify
+certify: build
+	bin/stacyvm certify runtime $(or $(RUNTIME),all) --format $(or $(FORMAT),text) $(if $(OUTPUT),--output $(OUTPUT))

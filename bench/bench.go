@@ -38,13 +38,14 @@ type Config struct {
 }
 
 // Sections lists every section name in run order.
-var Sections = []string{"exec", "spawn", "warm", "stdout", "files", "concurrency", "idle", "throughput"}
+var Sections = []string{"exec", "spawn", "warm", "stdout", "files", "concurrency", "idle", "throughput", "runtimes"}
 
 // sectionFuncs maps a name to its implementation.
 func sectionFuncs() map[string]func(context.Context, *Env) *Section {
 	return map[string]func(context.Context, *Env) *Section{
 		"exec": runExec, "spawn": runSpawn, "warm": runWarm, "stdout": runStdout,
 		"files": runFiles, "concurrency": runConcurrency, "idle": runIdle, "throughput": runThroughput,
+		"runtimes": runRuntimes,
 	}
 }
 

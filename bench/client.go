@@ -20,7 +20,9 @@ type API struct {
 	Base string
 	// Image is sent with every spawn.
 	Image string
-	hc    *http.Client
+	// Provider, when set, is sent with every spawn.
+	Provider string
+	hc       *http.Client
 }
 
 // NewAPI returns a client for base with a connection pool large enough for
@@ -87,6 +89,9 @@ func (a *API) Spawn(ctx context.Context) (string, error) {
 	body := map[string]any{"ttl": "2h"}
 	if a.Image != "" {
 		body["image"] = a.Image
+	}
+	if a.Provider != "" {
+		body["provider"] = a.Provider
 	}
 	if err := a.do(ctx, "POST", "/sandboxes", body, &sb); err != nil {
 		return "", fmt.Errorf("spawn: %w", err)

@@ -40,7 +40,7 @@ type Baseline struct {
 // NewBaseline connects to the engine named by DOCKER_HOST (or the default
 // socket).
 func NewBaseline(runID string) (*Baseline, error) {
-	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,10 @@ case "$gov" in
 esac
 
 # Debian packages, in one apt transaction.
-want=(docker.io busybox-static debootstrap iptables ca-certificates make)
+want=(docker.io busybox-static debootstrap iptables ca-certificates make runsc proot python3 chromium)
+# microVM provider (docs/vm.md): QEMU, qemu-img for overlays, mkfs.ext4 for
+# root disks, and what scripts/build-vm-assets.sh needs to cut the kernel out.
+want+=(qemu-system-x86 qemu-utils e2fsprogs cpio lz4 gzip)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,6 +52,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 else
   log "packages present"
+fi
+
+# Node.js and npm for the TypeScript SDK tests (test/sdk). Debian's nodejs
+# (18) is enough; a nodesource nodejs already bundles npm, so each is
+# installed only when its command is missing.
+node_missing=()
+command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || node_missing+=(npm)
+if [ ${#node_missing[@]} -gt 0 ]; then
+  log "installing: ${node_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${node_missing[@]}" >/dev/null
 fi
 
 # Docker engine.
@@ -70,6 +86,59 @@ else
   fi
   docker info >/dev/null 2>&1 || die "the Docker engine did not come up; see /var/log/stacyvm-dockerd.log"
   log "docker engine running ($(docker version --format '{{.Server.Version}}'))"
+fi
+
+# gVisor: register runsc with the engine (docs/decisions/016-gvisor-runtime-entry.md).
+# --network=host: the runsc Debian ships cannot start its own netstack on
+# kernels >= 6.11 (google/gvisor#10704); with host networking it uses the host
+# kernel's stack inside the container's own network namespace, so Docker's
+# none and bridge modes both behave. --host-uds=create lets the agent create
+# its socket in the bind-mounted host dir. Never --platform=kvm (hangs on
+# nested KVM). Merged into daemon.json without touching other keys, then a
+# SIGHUP reload (runtimes reload without restarting dockerd).
+register_runtime() { # name path args...
+  python3 - /etc/docker/daemon.json "$@" <<'PY'
+import json, os, sys
+path, name, binary, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+try:
+    with open(path) as f:
+        cfg = json.load(f)
+except FileNotFoundError:
+    cfg = {}
+want = {"path": binary}
+if args:
+    want["runtimeArgs"] = args
+runtimes = cfg.setdefault("runtimes", {})
+if runtimes.get(name) == want:
+    print("unchanged")
+    sys.exit(0)
+runtimes[name] = want
+os.makedirs(os.path.dirname(path), exist_ok=True)
+tmp = path + ".stacyvm-tmp"
+with open(tmp, "w") as f:
+    json.dump(cfg, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+print("changed")
+PY
+}
+if command -v runsc >/dev/null; then
+  if [ "$(register_runtime runsc "$(command -v runsc)" --network=host --host-uds=create)" = changed ]; then
+    log "registered the runsc runtime in /etc/docker/daemon.json; reloading dockerd"
+    pid=$(cat /var/run/docker.pid 2>/dev/null || pgrep -xo dockerd || true)
+    [ -n "$pid" ] && kill -HUP "$pid"
+    for _ in $(seq 1 50); do docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"' && break; sleep 0.1; done
+  fi
+  docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' || die "dockerd did not load the runsc runtime; see /var/log/stacyvm-dockerd.log"
+  log "gVisor runtime runsc registered"
+elif [ "${CI:-}" = true ]; then
+  die "runsc is missing and CI=true"
+fi
+
+# microVM boot assets (kernel + base initramfs; idempotent, ~5 s when built).
+if ! scripts/build-vm-assets.sh "${STACYVM_VM_ASSETS:-/var/lib/stacyvm/vm-assets}"; then
+  [ "${CI:-}" = true ] && die "building the microVM assets failed and CI=true"
+  log "microVM assets not built: the vm provider stays unavailable"
 fi
 
 if [ "$images" = 1 ]; then

@@ -30,6 +30,9 @@ const childEnv = "STACYVM_AGENT_CHILD"
 
 func main() {
 	if os.Getpid() == 1 && os.Getenv(childEnv) != "1" {
+		if len(os.Args) == 3 && os.Args[1] == guestFlag {
+			os.Exit(runGuest(os.Args[0], os.Args[2])) // PID 1 of a microVM
+		}
 		os.Exit(runInit(os.Args))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -39,6 +42,7 @@ type options struct {
 	listen  string
 	root    string
 	workdir string
+	wrapper string
 	level   slog.Level
 	version bool
 }
@@ -47,9 +51,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fl := flag.NewFlagSet("stacyvm-agent", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	fl.StringVar(&o.listen, "listen", "", "unix:///path/agent.sock or tcp://127.0.0.1:PORT (required)")
+	fl.StringVar(&o.listen, "listen", "", "unix:///path/agent.sock, tcp://127.0.0.1:PORT, vsock://PORT or virtio-serial:///dev/vportNpM|PORTNAME (required)")
 	fl.StringVar(&o.root, "root", "/", "directory served as the sandbox's /")
 	fl.StringVar(&o.workdir, "workdir", "/workspace", "default working directory of execs, created if missing")
+	fl.StringVar(&o.wrapper, "exec-wrapper", "", "absolute host path of a program that runs every exec as WRAPPER WORKDIR ARGV... (the proot provider)")
 	fl.BoolVar(&o.version, "version", false, "print the version and exit")
 	fl.TextVar(&o.level, "log-level", slog.LevelInfo, "debug, info, warn or error (debug logs every exec)")
 	if err := fl.Parse(args); err != nil {
@@ -96,7 +101,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 		// Not fatal: a read-only image may lack it; execs naming it fail clearly.
 		log.Warn("cannot create default workdir", "workdir", o.workdir, "err", err)
 	}
-	srv, err := agent.NewServer(agent.ServerOptions{Root: o.root, DefaultWorkdir: o.workdir, Version: version, Logger: log})
+	srv, err := agent.NewServer(agent.ServerOptions{Root: o.root, DefaultWorkdir: o.workdir, ExecWrapper: o.wrapper, Version: version, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -154,12 +159,23 @@ func listen(addr string) (net.Listener, error) {
 			return nil, err
 		}
 		if err := os.Chmod(p, 0o660); err != nil {
-			l.Close()
-			return nil, err
+			// gVisor refuses chmod on sockets it creates on the host
+			// (--host-uds=create). A socket in a directory only its owner
+			// can enter is unreachable for others whatever its mode.
+			if fi, serr := os.Stat(filepath.Dir(p)); serr != nil || fi.Mode().Perm()&0o077 != 0 {
+				l.Close()
+				return nil, err
+			}
 		}
 		return l, nil
 	case strings.HasPrefix(addr, "tcp://"):
 		return net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+	case strings.HasPrefix(addr, "vsock://"):
+		// A microVM's agent channel on virtio-vsock (Firecracker).
+		return listenVsock(strings.TrimPrefix(addr, "vsock://"))
+	case strings.HasPrefix(addr, "virtio-serial://"):
+		// A microVM's agent channel: one byte stream, multiplexed.
+		return agent.ListenVirtioSerial(strings.TrimPrefix(addr, "virtio-serial://"), nil)
 	}
-	return nil, fmt.Errorf("--listen %q: want unix:///path or tcp://host:port", addr)
+	return nil, fmt.Errorf("--listen %q: want unix:///path, tcp://host:port, vsock://PORT or virtio-serial://PORT", addr)
 }

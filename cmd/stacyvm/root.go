@@ -144,7 +144,11 @@ func newRootCmd(e env) *cobra.Command {
 		newExtendCmd(g),
 		newExecCmd(g),
 		newVersionCmd(g),
+		newConfigCmd(g), newDoctorCmd(g), newDBCmd(g), newUpgradeCmd(g), newSupportCmd(g), // operations (docs/operations.md)
+		newCertifyCmd(g),
+		newBuildImageCmd(g), // microVM root disks (docs/vm.md)
 	)
+	addExtraCommands(root, g)
 	return root
 }
 

@@ -84,10 +84,9 @@ func newSpawnCmd(g *globals) *cobra.Command {
 func newListCmd(g *globals) *cobra.Command {
 	var opts apiclient.ListOptions
 	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List sandboxes, newest first",
-		Args:    withArgs(cobra.NoArgs),
+		Use:   "list",
+		Short: "List sandboxes, newest first",
+		Args:  withArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sbs, err := g.client().List(cmd.Context(), opts)
 			if err != nil {

@@ -20,6 +20,15 @@
 //	GET    /v1/files/glob?pattern=           -> []string (sorted; never null; ** recurses)
 //	POST   /v1/files/move    MoveRequest     -> 204
 //	POST   /v1/files/chmod   ChmodRequest    -> 204
+//	POST   /v1/session       ProcessSpec     -> 101 Upgrade: stacyvm-session, then frames both ways (server_session.go)
+//	POST   /v1/processes     ProcessSpec     -> 201 ProcessInfo (a detached background process)
+//	GET    /v1/processes                     -> []ProcessInfo
+//	GET    /v1/processes/{id}                -> ProcessInfo
+//	GET    /v1/processes/{id}/output?offset=&follow= -> framed stream (FrameOffset first)
+//	POST   /v1/processes/{id}/stdin?eof=     <- raw bytes
+//	POST   /v1/processes/{id}/signal SignalRequest -> 204
+//	POST   /v1/processes/{id}/resize ResizeRequest -> 204
+//	DELETE /v1/processes/{id}                -> ProcessInfo (killed)
 //
 // Errors are HTTP statuses with an ErrorBody whose Code is an errs class code,
 // so classes survive the wire (Client maps them back).
@@ -150,4 +159,76 @@ func ReadFrame(r io.Reader, buf []byte) (typ byte, payload []byte, err error) {
 		return 0, nil, err
 	}
 	return hdr[0], buf, nil
+}
+
+// Frames of interactive sessions and process output (server_session.go,
+// server_proc.go). The host sends FrameStdin (raw bytes), FrameStdinEOF (no
+// payload), FrameResize (cols and rows, two big-endian uint16 each) and
+// FrameSignal (a signal name such as "SIGINT"); the agent sends stdout,
+// stderr and one final exit or error frame. A process output stream starts
+// with FrameOffset (8-byte big-endian output offset of the next byte) and
+// repeats it wherever bytes were dropped from the ring in between.
+const (
+	FrameStdin    byte = 5
+	FrameStdinEOF byte = 6
+	FrameResize   byte = 7
+	FrameSignal   byte = 8
+	FrameOffset   byte = 9
+)
+
+// SessionProtocol is the Upgrade token of an interactive session.
+const SessionProtocol = "stacyvm-session"
+
+// HeaderPID carries the OS pid of a session's process in the 101 answer.
+const HeaderPID = "X-Stacyvm-Pid"
+
+// ProcessSpec starts an interactive session or a background process.
+type ProcessSpec struct {
+	ExecRequest
+	// TTY runs the process on a pseudo-terminal (stdout and stderr merge
+	// into stdout); Cols and Rows size it (80x24 when zero).
+	TTY  bool   `json:"tty,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
+	Rows uint16 `json:"rows,omitempty"`
+	// Stdin keeps a background process's stdin open for later writes;
+	// without it stdin is /dev/null. Sessions and TTYs always have stdin.
+	Stdin bool `json:"stdin,omitempty"`
+	// OutputLimit is the size of a background process's output ring in
+	// bytes; 0 = the agent default (DefaultOutputLimit).
+	OutputLimit int `json:"output_limit,omitempty"`
+}
+
+// DefaultOutputLimit and MaxOutputLimit bound a background process's ring.
+const (
+	DefaultOutputLimit = 1 << 20
+	MaxOutputLimit     = 64 << 20
+)
+
+// ProcessInfo describes a background process. OutputStart is the offset of
+// the oldest output byte still kept, OutputEnd the total bytes written.
+type ProcessInfo struct {
+	ID          string     `json:"id"`
+	PID         int        `json:"pid"`
+	Argv        []string   `json:"argv"`
+	TTY         bool       `json:"tty"`
+	Stdin       bool       `json:"stdin"`
+	Running     bool       `json:"running"`
+	ExitCode    *int       `json:"exit_code,omitempty"`
+	TimedOut    bool       `json:"timed_out,omitempty"`
+	StartedAt   time.Time  `json:"started_at"`
+	ExitedAt    *time.Time `json:"exited_at,omitempty"`
+	OutputStart int64      `json:"output_start"`
+	OutputEnd   int64      `json:"output_end"`
+	OutputLimit int        `json:"output_limit"`
+}
+
+// SignalRequest sends a signal ("SIGTERM", "TERM", "15") to a process.
+type SignalRequest struct {
+	Signal string `json:"signal"`
+}
+
+// ResizeRequest sets a terminal's size.
+type ResizeRequest struct {
+	Cols uint16 `json:"cols"`
+	Rows uint16 `json:"rows"`
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
@@ -34,6 +35,10 @@ type ServerOptions struct {
 	Version string
 	// Logger receives one line per exec and every internal error; slog.Default() if nil.
 	Logger *slog.Logger
+	// ExecWrapper, when set, is an absolute host path that runs every
+	// exec as `ExecWrapper WORKDIR ARGV...` (the proot provider's per-exec
+	// proot, which resolves the program inside the sandbox's root).
+	ExecWrapper string
 }
 
 // Server is the in-sandbox side of the agent protocol. It is safe for
@@ -42,6 +47,15 @@ type Server struct {
 	opts ServerOptions
 	fs   fsys
 	log  *slog.Logger
+	// spawnMu serialises process starts (not their runs). Under PRoot a
+	// multithreaded tracee's vfork+exec corrupts children, which is why
+	// the proot provider runs this agent on the host with an ExecWrapper;
+	// serialised starts cost about a millisecond each and keep any other
+	// ptrace-based setup from racing them.
+	spawnMu sync.Mutex
+
+	procOnce sync.Once  // creates procs (server_proc.go)
+	procs    *procTable // background processes
 }
 
 // NewServer validates opts and opens the file-system root.
@@ -53,6 +67,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, errs.New(errs.Invalid, "agent root %q must be an absolute path", opts.Root)
 	}
 	opts.Root = filepath.Clean(opts.Root)
+	if opts.ExecWrapper != "" && !filepath.IsAbs(opts.ExecWrapper) {
+		return nil, errs.New(errs.Invalid, "exec wrapper %q must be an absolute path", opts.ExecWrapper)
+	}
 	if opts.DefaultWorkdir == "" {
 		opts.DefaultWorkdir = "/"
 	}
@@ -87,6 +104,19 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/files/glob", s.handleGlob)
 	mux.HandleFunc("POST /v1/files/move", s.handleMove)
 	mux.HandleFunc("POST /v1/files/chmod", s.handleChmod)
+	mux.HandleFunc("GET /v1/files/archive", s.handleArchiveRead)
+	mux.HandleFunc("PUT /v1/files/archive", s.handleArchiveWrite)
+	mux.HandleFunc("GET /v1/files/watch", s.handleWatch)
+	mux.HandleFunc("GET /v1/ports/{port}/connect", s.handlePortConnect)
+	mux.HandleFunc("POST /v1/session", s.handleSession)
+	mux.HandleFunc("POST /v1/processes", s.handleProcStart)
+	mux.HandleFunc("GET /v1/processes", s.handleProcList)
+	mux.HandleFunc("GET /v1/processes/{id}", s.handleProcGet)
+	mux.HandleFunc("DELETE /v1/processes/{id}", s.handleProcKill)
+	mux.HandleFunc("GET /v1/processes/{id}/output", s.handleProcOutput)
+	mux.HandleFunc("POST /v1/processes/{id}/stdin", s.handleProcStdin)
+	mux.HandleFunc("POST /v1/processes/{id}/signal", s.handleProcSignal)
+	mux.HandleFunc("POST /v1/processes/{id}/resize", s.handleProcResize)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errs.New(errs.NotFound, "no such agent endpoint %s %s", r.Method, r.URL.Path))
 	})

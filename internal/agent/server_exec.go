@@ -175,6 +175,11 @@ func (s *Server) prepare(req ExecRequest) (*exec.Cmd, error) {
 		Dir:         s.fs.HostPath(wd),
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if s.opts.ExecWrapper != "" {
+		// The wrapper resolves and runs argv inside the sandbox; the
+		// agent's own PATH lookup never sees the program.
+		cmd.Args = append([]string{s.opts.ExecWrapper, wd}, req.Argv...)
+	}
 	return cmd, nil
 }
 
@@ -204,7 +209,10 @@ func (s *Server) run(ctx context.Context, cmd *exec.Cmd, timeoutMS int64, out *f
 		return ExecResult{}, err
 	}
 	cmd.Path = prog
-	if err := cmd.Start(); err != nil {
+	s.spawnMu.Lock()
+	err = cmd.Start()
+	s.spawnMu.Unlock()
+	if err != nil {
 		s.log.Info("exec", "argv0", cmd.Args[0], "err", startErrno(err))
 		return ExecResult{}, startError(cmd.Args[0], err)
 	}

@@ -242,7 +242,7 @@ func TestCreate_RejectsBadInput(t *testing.T) {
 		{"numeric ttl", `{"ttl":30}`, nil, 400, "BAD_REQUEST", `"ttl"`},
 		{"negative ttl", `{"ttl":"-5m"}`, nil, 400, "BAD_REQUEST", `"ttl"`},
 		{"malformed ttl", `{"ttl":"soon"}`, nil, 400, "BAD_REQUEST", `"ttl"`},
-		{"template", `{"template":"py"}`, nil, 400, "BAD_REQUEST", "templates are not supported yet"},
+		{"unknown template", `{"template":"py"}`, nil, 404, "NOT_FOUND", "template py not found"},
 		{"ttl over max", `{"ttl":"100h"}`, nil, 429, "RESOURCE_LIMIT", "max_ttl"},
 		{"user id too long", `{}`, []string{"X-User-ID", strings.Repeat("u", 129)}, 400, "BAD_REQUEST", "128"},
 		{"user id slash", `{}`, []string{"X-User-ID", "a/b"}, 400, "BAD_REQUEST", "X-User-ID"},

@@ -35,15 +35,6 @@ type execBody struct {
 	Stream  bool              `json:"stream"`
 }
 
-// execResultJSON is a synchronous exec result.
-type execResultJSON struct {
-	ExitCode  int    `json:"exit_code"`
-	Stdout    string `json:"stdout"`
-	Stderr    string `json:"stderr"`
-	Duration  string `json:"duration"`
-	Truncated bool   `json:"truncated,omitempty"`
-}
-
 func (s *server) exec(w http.ResponseWriter, r *http.Request) error {
 	var b execBody
 	if err := s.decodeJSON(w, r, &b, true); err != nil {
@@ -85,7 +76,7 @@ func (s *server) exec(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// writeExecResult writes the execResultJSON shape, escaping the captured
+// writeExecResult writes the sync exec result ({exit_code, stdout, stderr, duration, truncated?}), escaping the captured
 // output straight into the response instead of building the document in
 // memory (output may be tens of megabytes).
 func writeExecResult(w http.ResponseWriter, res sandbox.ExecResult, stdout, stderr *cappedBuffer) {

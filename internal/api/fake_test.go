@@ -31,6 +31,7 @@ type fakeService struct {
 	readyErr  error
 	warm      int // size of a pretend warm pool; 0 = none
 	scripts   map[string]func(ctx context.Context, stdout, stderr io.Writer) (sandbox.ExecResult, error)
+	tq        fakeTemplatesQuotas
 }
 
 type fakeFile struct {
@@ -49,7 +50,17 @@ func newFakeService() *fakeService {
 	}
 }
 
-func (f *fakeService) Create(_ context.Context, req sandbox.CreateRequest) (*sandbox.Sandbox, error) {
+func (f *fakeService) Create(ctx context.Context, req sandbox.CreateRequest) (*sandbox.Sandbox, error) {
+	if req.Template != "" {
+		t, err := f.GetTemplate(ctx, req.Template)
+		if err != nil {
+			return nil, err
+		}
+		if req.Image != "" && req.Image != t.Image {
+			return nil, errs.New(errs.Invalid, "image conflicts with template %s", t.Name)
+		}
+		req.Image, req.Template = t.Image, ""
+	}
 	if req.TTL < 0 {
 		return nil, errs.New(errs.Invalid, "ttl must not be negative")
 	}

@@ -42,8 +42,10 @@ func TestFiles_RoundTrip(t *testing.T) {
 		}
 	}
 
-	rec := h.do("POST", base, `{"path":"/work/b.bin","content":"AAEC/w==","encoding":"base64"}`)
-	rec = h.do("GET", base+"?path=/work/b.bin", "")
+	if rec := h.do("POST", base, `{"path":"/work/b.bin","content":"AAEC/w==","encoding":"base64"}`); rec.Code != 200 {
+		t.Fatalf("base64 write: %d %s", rec.Code, rec.Body)
+	}
+	rec := h.do("GET", base+"?path=/work/b.bin", "")
 	if got := rec.Body.Bytes(); string(got) != "\x00\x01\x02\xff" || rec.Header().Get("Content-Type") != "application/octet-stream" || rec.Header().Get("Content-Length") != "4" {
 		t.Errorf("binary read = %q %v", got, rec.Header())
 	}

@@ -3,14 +3,15 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"github.com/stacyvm/stacyvm/internal/auth"
 	"github.com/stacyvm/stacyvm/internal/errs"
 )
 
@@ -23,6 +24,11 @@ type reqInfo struct {
 	id    string
 	route string // the matched table pattern, for logs
 	role  Role   // the authenticated principal's role
+	// principal is who the request acts as (set by authorize).
+	principal *auth.Principal
+	// auditTarget and auditDetail describe an admin call for the audit
+	// log; handlers set them (never with secrets).
+	auditTarget, auditDetail string
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -113,52 +119,93 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 			slog.Int64("bytes", rec.bytes),
 			slog.String("request_id", ri.id),
+			slog.String("principal", principalAttr(ri.principal)),
 		)
 	})
 }
 
-// authorize is the one place that enforces a route's required role. The
-// principal's role comes from X-API-Key, compared in constant time.
+// authorize is the one place that enforces a route's required role. It
+// authenticates the request (auth_security.go), rate-limits by principal,
+// checks X-User-ID, bounds the body, puts the principal in the context for
+// the service (tenancy, policy, audit) and records admin calls in the audit.
 func (s *server) authorize(rt route, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoFrom(r.Context())
 		ri.route = rt.Method + " " + rt.fullPath()
-		ri.role = s.principalRole(r)
-		if !ri.role.Allows(rt.Role) {
-			// No credentials: 401. Authenticated but short of the role: 403.
-			if ri.role == RolePublic {
-				s.writeError(w, r, errs.New(errs.Unauthorized, "invalid or missing API key"))
-			} else {
-				s.writeError(w, r, errs.New(errs.Forbidden, "this route requires the %s role", rt.Role))
-			}
-			return
+		rec := &recorder{ResponseWriter: w}
+		err := s.guard(rec, r, rt, ri)
+		if err == nil {
+			r.Body = http.MaxBytesReader(rec, r.Body, s.bodyLimit(rt))
+			r = r.WithContext(auth.WithPrincipal(r.Context(), ri.principal))
+			err = h(rec, r)
 		}
-		if err := h(w, r); err != nil {
-			s.writeError(w, r, err)
+		if err != nil {
+			s.writeError(rec, r, err)
+		}
+		if isAdminRoute(rt) {
+			s.auditAdmin(r, ri, rec.status)
 		}
 	})
 }
 
-// principalRole authenticates r. Without a configured key every caller is an
-// operator (the server then binds to loopback only; see internal/app).
-func (s *server) principalRole(r *http.Request) Role {
-	if len(s.apiKey) == 0 && len(s.adminKey) == 0 {
-		return RoleAdmin
+// guard authenticates and authorizes r for rt; the principal lands in ri.
+func (s *server) guard(w http.ResponseWriter, r *http.Request, rt route, ri *reqInfo) error {
+	p, err := s.sec.authenticate(r)
+	if p == nil && err == nil {
+		err = errBadCredentials
 	}
-	if got := r.Header.Get("X-Admin-API-Key"); got != "" && len(s.adminKey) > 0 &&
-		subtle.ConstantTimeCompare([]byte(got), s.adminKey) == 1 {
-		return RoleAdmin
+	if p == nil {
+		p = &auth.Principal{Role: RolePublic, Method: auth.MethodAnon}
 	}
-	if got := r.Header.Get("X-API-Key"); got != "" {
-		if len(s.adminKey) > 0 && subtle.ConstantTimeCompare([]byte(got), s.adminKey) == 1 {
-			return RoleAdmin
+	p.RemoteAddr, p.RequestID = r.RemoteAddr, ri.id
+	ri.principal, ri.role = p, p.Role
+	if s.sec.limiter != nil {
+		key := "ip:" + peerHost(r)
+		if p.Role != RolePublic {
+			key = "p:" + p.Method + ":" + p.Subject
 		}
-		if len(s.apiKey) > 0 && subtle.ConstantTimeCompare([]byte(got), s.apiKey) == 1 {
-			return RoleOperator
+		if ok, wait := s.sec.limiter.allow(key); !ok {
+			return rateLimitError(w, wait)
 		}
 	}
-	return RolePublic
+	if err != nil {
+		return err
+	}
+	if !p.Role.Allows(rt.Role) && !s.fallbackAdmin(p, rt) {
+		// No credentials: 401. Authenticated but short of the role: 403.
+		if p.Role == RolePublic {
+			return errs.New(errs.Unauthorized, "invalid or missing API key")
+		}
+		return errs.New(errs.Forbidden, "this route requires the %s role", rt.Role)
+	}
+	return checkUserHeader(r, p)
 }
+
+// fallbackAdmin is auth.admin_fallback_enabled: a configured regular key
+// is accepted on admin routes (and then acts as admin there).
+func (s *server) fallbackAdmin(p *auth.Principal, rt route) bool {
+	if !s.sec.adminFallback || rt.Role != RoleAdmin || p.Method != auth.MethodAPIKey || p.Role != RoleOperator {
+		return false
+	}
+	p.Role = RoleAdmin
+	return true
+}
+
+// bodyLimit is the per-route cap on request bodies: raw uploads get the
+// upload limit, admin routes 1 MiB, everything else the JSON limit.
+func (s *server) bodyLimit(rt route) int64 {
+	switch {
+	case isAdminRoute(rt):
+		return min(s.maxBody, 1<<20)
+	case rt.Method == http.MethodPut && (strings.Contains(rt.Path, "/files") || strings.Contains(rt.Path, "/archive")):
+		return s.maxUpload
+	case rt.Method == http.MethodPost && strings.HasSuffix(rt.Path, "/files"):
+		return max(s.maxBody, s.maxUpload)
+	}
+	return s.maxBody
+}
+
+func isAdminRoute(rt route) bool { return strings.HasPrefix(rt.Path, "/admin/") }
 
 // recorder captures the status and size of a response. It keeps Flush
 // reachable (directly and through Unwrap) so streams still flush.
@@ -197,3 +244,11 @@ func (r *recorder) Flush() {
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 var _ http.Flusher = (*recorder)(nil)
+
+// principalAttr names a principal in logs (never a secret).
+func principalAttr(p *auth.Principal) string {
+	if p == nil {
+		return ""
+	}
+	return p.Method + ":" + p.Subject
+}

@@ -23,6 +23,8 @@ type sandboxJSON struct {
 	ExpiresAt string            `json:"expires_at"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 	Network   string            `json:"network,omitempty"`
+	// PreviewDomain: port P is served at http://P-{id}.{preview_domain} (preview.go).
+	PreviewDomain string `json:"preview_domain,omitempty"`
 }
 
 // rfc3339 formats t in UTC with second precision, the form every SDK parses.
@@ -63,27 +65,34 @@ func (s *server) decodeCreate(w http.ResponseWriter, r *http.Request) (sandbox.C
 	if err := s.decodeJSON(w, r, &b, false); err != nil {
 		return sandbox.CreateRequest{}, err
 	}
-	if b.Template != "" {
-		return sandbox.CreateRequest{}, errs.New(errs.Invalid, "templates are not supported yet")
-	}
 	ttl, err := parseDuration("ttl", b.TTL)
 	if err != nil {
 		return sandbox.CreateRequest{}, err
 	}
-	owner := b.OwnerID
-	if err := validUserID("owner_id", owner); err != nil {
+	owner, err := requestOwner(r, b.OwnerID)
+	if err != nil {
 		return sandbox.CreateRequest{}, err
-	}
-	if h := strings.TrimSpace(r.Header.Get("X-User-ID")); h != "" {
-		if err := validUserID("X-User-ID", h); err != nil {
-			return sandbox.CreateRequest{}, err
-		}
-		owner = h
 	}
 	return sandbox.CreateRequest{
 		Image: b.Image, Provider: b.Provider, MemoryMB: b.MemoryMB, VCPUs: b.VCPUs,
 		TTL: ttl, Network: b.Network, OwnerID: owner, Metadata: b.Metadata, Env: b.Env,
+		Template: b.Template,
 	}, nil
+}
+
+// requestOwner is the owner a create acts for: the body's owner_id, which an
+// X-User-ID header overrides.
+func requestOwner(r *http.Request, bodyOwner string) (string, error) {
+	if err := validUserID("owner_id", bodyOwner); err != nil {
+		return "", err
+	}
+	if h := strings.TrimSpace(r.Header.Get("X-User-ID")); h != "" {
+		if err := validUserID("X-User-ID", h); err != nil {
+			return "", err
+		}
+		return h, nil
+	}
+	return bodyOwner, nil
 }
 
 func (s *server) createSandbox(w http.ResponseWriter, r *http.Request) error {
@@ -95,7 +104,7 @@ func (s *server) createSandbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, toSandboxJSON(sb))
+	writeJSON(w, http.StatusCreated, s.sandboxView(sb))
 	return nil
 }
 
@@ -168,7 +177,7 @@ func (s *server) listSandboxes(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]sandboxJSON, 0, len(sbs))
 	for _, sb := range sbs {
-		out = append(out, toSandboxJSON(sb))
+		out = append(out, s.sandboxView(sb))
 	}
 	if f.Limit > 0 && len(sbs) == f.Limit {
 		// A full page: the client continues with ?cursor=<this>.
@@ -192,7 +201,7 @@ func (s *server) getSandbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toSandboxJSON(sb))
+	writeJSON(w, http.StatusOK, s.sandboxView(sb))
 	return nil
 }
 
@@ -230,7 +239,7 @@ func (s *server) extendSandbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toSandboxJSON(sb))
+	writeJSON(w, http.StatusOK, s.sandboxView(sb))
 	return nil
 }
 

@@ -44,6 +44,7 @@ type Service interface {
 	TestProviders(ctx context.Context) (map[string]bool, error)
 	Ready(ctx context.Context) error // nil when the store answers and the default provider is healthy
 	WarmPools(ctx context.Context) ([]sandbox.WarmPoolInfo, error)
+	TemplateService
 }
 
 // Options configure the HTTP handler returned by New.
@@ -56,6 +57,14 @@ type Options struct {
 	MaxBodyBytes   int64  // limit for JSON request bodies; 0 = DefaultMaxBodyBytes
 	MaxUploadBytes int64  // limit for raw file uploads; 0 = DefaultMaxUploadBytes
 	StartedAt      time.Time
+	// Security configures keys, OIDC, governance, rate limits and CORS
+	// (auth_security.go).
+	Security SecurityOptions
+	// Ops wires metrics, the event stream and diagnostics (metrics.go).
+	Ops Ops
+	// Preview configures the preview proxy (preview.go); it serves when
+	// Service also implements PreviewService.
+	Preview PreviewOptions
 }
 
 // Defaults for zero Options fields.
@@ -72,11 +81,12 @@ type server struct {
 	svc       Service
 	log       *slog.Logger
 	version   string
-	apiKey    []byte
-	adminKey  []byte
+	sec       *security
 	maxBody   int64
 	maxUpload int64
 	startedAt time.Time
+	ops       Ops
+	preview   *previewProxy // nil: the service cannot reach ports
 	mux       *http.ServeMux
 	routes    []route
 }
@@ -91,13 +101,12 @@ func New(opts Options) http.Handler {
 		maxBody:   opts.MaxBodyBytes,
 		maxUpload: opts.MaxUploadBytes,
 		startedAt: opts.StartedAt,
+		ops:       opts.Ops,
 		mux:       http.NewServeMux(),
 	}
-	if opts.APIKey != "" {
-		s.apiKey = []byte(opts.APIKey)
-	}
-	if opts.AdminAPIKey != "" {
-		s.adminKey = []byte(opts.AdminAPIKey)
+	s.sec = newSecurity(opts)
+	if ps, ok := opts.Service.(PreviewService); ok {
+		s.preview = newPreviewProxy(s, ps, opts.Preview)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -115,7 +124,7 @@ func New(opts Options) http.Handler {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.fullPath(), s.authorize(rt, rt.Handler))
 	}
-	return s.recoverer(s.requestID(s.accessLog(http.HandlerFunc(s.dispatch))))
+	return s.recoverer(s.requestID(s.metrics(s.accessLog(s.previewHook(s.sec.corsHandler(http.HandlerFunc(s.dispatch)))))))
 }
 
 // dispatch routes a request, answering unknown paths with a JSON 404 and

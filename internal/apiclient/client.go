@@ -149,6 +149,8 @@ type request struct {
 	body   any        // JSON-encoded when non-nil, unless raw is set
 	raw    io.Reader  // sent as application/octet-stream
 	accept string
+	// contentType overrides the raw body's application/octet-stream.
+	contentType string
 }
 
 // do sends r and returns the response when its status is 2xx; otherwise it
@@ -163,6 +165,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	switch {
 	case r.raw != nil:
 		body, contentType = r.raw, "application/octet-stream"
+		if r.contentType != "" {
+			contentType = r.contentType
+		}
 	case r.body != nil:
 		b, err := json.Marshal(r.body)
 		if err != nil {

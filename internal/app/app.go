@@ -20,9 +20,15 @@ import (
 
 	"github.com/stacyvm/stacyvm/internal/api"
 	"github.com/stacyvm/stacyvm/internal/config"
+	"github.com/stacyvm/stacyvm/internal/events"
+	"github.com/stacyvm/stacyvm/internal/metrics"
+	"github.com/stacyvm/stacyvm/internal/ops/diag"
+	"github.com/stacyvm/stacyvm/internal/preview"
 	"github.com/stacyvm/stacyvm/internal/provider"
 	"github.com/stacyvm/stacyvm/internal/provider/docker"
 	"github.com/stacyvm/stacyvm/internal/provider/mock"
+	"github.com/stacyvm/stacyvm/internal/provider/proot"
+	"github.com/stacyvm/stacyvm/internal/provider/vm"
 	"github.com/stacyvm/stacyvm/internal/sandbox"
 	"github.com/stacyvm/stacyvm/internal/store/sqlite"
 )
@@ -63,6 +69,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return fmt.Errorf("open database %s: %w", cfg.Database.Path, err)
 	}
 	defer st.Close()
+	met, bus := metrics.New(), events.NewBus(events.DefaultRingSize) // docs/metrics.md
 
 	agentPath, err := agentBinary(cfg.DataDir)
 	if err != nil {
@@ -76,7 +83,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 
 	d := cfg.Defaults
 	svc, err := sandbox.New(sandbox.Options{
-		Store:           st,
+		Store:           met.InstrumentStore(st),
+		Observer:        met,
+		Events:          bus,
+		Governance:      st.Governance(),
+		DefaultNetworks: defaultNetworks(cfg),
 		Providers:       providers,
 		DefaultProvider: cfg.Providers.Default,
 		WarmPools:       cfg.WarmPool.Pools(),
@@ -104,17 +115,36 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	svc.Start(ctx)
 	defer svc.Close()
+	met.Watch(ctx, st, svc, strings.Split(providerNames(providers), ","), bus)
+
+	secOpts, err := securityOptions(cfg, st.Governance(), log) // security.go
+	if err != nil {
+		return err
+	}
+	retCtx, stopRetention := context.WithCancel(ctx)
+	retDone := make(chan struct{})
+	go func() {
+		defer close(retDone)
+		sandbox.RunAuditRetention(retCtx, st.Governance(), cfg.Auth.AdminAuditRetention.Std(), time.Hour, log)
+	}()
+	defer func() { stopRetention(); <-retDone }()
 
 	host := cfg.Server.Host
-	if cfg.Auth.APIKey == "" && cfg.Auth.AdminAPIKey == "" && !isLoopback(host) {
+	if !cfg.HasCredentials() && !isLoopback(host) {
 		log.Warn("no API key configured: binding to loopback only; set auth.api_key (STACYVM_AUTH_API_KEY) to listen on "+host, "requested_host", host)
 		host = "127.0.0.1"
 	}
-	if cfg.Auth.APIKey == "" && cfg.Auth.AdminAPIKey == "" {
+	if !cfg.HasCredentials() {
 		log.Warn("no API key configured: every local caller has full access")
 	}
+	previewOpts, err := previewOptions(cfg)
+	if err != nil {
+		return err
+	}
 	handler := api.New(api.Options{
-		Service:        svc,
+		Preview:        previewOpts,
+		Service:        sandbox.NewAudited(svc),
+		Security:       secOpts,
 		Logger:         log,
 		Version:        o.version,
 		APIKey:         cfg.Auth.APIKey,
@@ -122,6 +152,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
 		MaxUploadBytes: cfg.Server.MaxUploadBytes,
 		StartedAt:      started,
+		Ops: api.Ops{Metrics: met, Events: bus, Diagnostics: func(ctx context.Context) (any, error) {
+			return diag.Collect(ctx, diag.Input{Config: cfg, Version: o.version, StartedAt: started, ServerID: serverID,
+				Store: st, Schema: st, Service: svc, Events: bus}), nil
+		}},
 	})
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.Server.Port)))
 	if err != nil {
@@ -194,6 +228,72 @@ func buildProviders(ctx context.Context, cfg *config.Config, serverID, agentPath
 		out = append(out, p)
 		closers = append(closers, func() { p.Close() })
 	}
+	// gvisor and kata: the docker provider with another OCI runtime and
+	// that runtime's capabilities and limits.
+	for _, f := range []struct {
+		name    string
+		enabled bool
+		cfg     config.DockerConfig
+		flavour func(docker.Config) docker.Config
+	}{
+		{"gvisor", pc.Gvisor.Enabled, pc.Gvisor, docker.GVisor},
+		{"kata", pc.Kata.Enabled, pc.Kata, docker.Kata},
+	} {
+		if !f.enabled {
+			continue
+		}
+		p, err := docker.New(ctx, f.flavour(dockerFlavourConfig(f.name, f.cfg, cfg.DataDir, agentPath, serverID)), log.With("provider", f.name))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("%s provider: %w", f.name, err)
+		}
+		out = append(out, p)
+		closers = append(closers, func() { p.Close() })
+	}
+	if pc.Proot.Enabled {
+		pr := pc.Proot
+		p, err := proot.New(ctx, proot.Config{
+			Name:            "proot",
+			Binary:          pr.Binary,
+			DataDir:         filepath.Join(cfg.DataDir, "proot"),
+			AgentPath:       agentPath,
+			ServerID:        serverID,
+			DockerHost:      pc.Docker.Host,
+			DefaultMemoryMB: pr.MemoryMB,
+			DefaultCPUs:     pr.CPUs,
+			PidsLimit:       int64(pr.PidsLimit),
+		}, log.With("provider", "proot"))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("proot provider: %w", err)
+		}
+		out = append(out, p)
+		closers = append(closers, func() { p.Close() })
+	}
+	if pc.VM.Enabled {
+		vc := pc.VM
+		p, err := vm.New(ctx, vm.Config{
+			Name:            "vm",
+			DataDir:         filepath.Join(cfg.DataDir, "vm"),
+			AgentPath:       agentPath,
+			ServerID:        serverID,
+			QEMUBinary:      vc.QEMUBinary,
+			AssetsDir:       vc.AssetsDir,
+			Kernel:          vc.Kernel,
+			InitrdBase:      vc.Initrd,
+			Accel:           vc.Accel,
+			DefaultMemoryMB: vc.MemoryMB,
+			DefaultVCPUs:    vc.VCPUs,
+			BootTimeout:     vc.BootTimeout.Std(),
+			DockerHost:      pc.Docker.Host,
+		}, log.With("provider", "vm"))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("vm provider: %w", err)
+		}
+		out = append(out, p)
+		closers = append(closers, func() { p.Close() })
+	}
 	if pc.Mock.Enabled {
 		log.Warn("the mock provider runs sandboxes as plain host processes: for tests only, never in production")
 		p, err := mock.New(ctx, mock.Config{
@@ -209,9 +309,32 @@ func buildProviders(ctx context.Context, cfg *config.Config, serverID, agentPath
 		out = append(out, p)
 	}
 	if len(out) == 0 {
-		return nil, nil, errors.New("no provider is enabled: enable providers.docker (or providers.mock for tests)")
+		return nil, nil, errors.New("no provider is enabled: enable providers.docker, gvisor, kata, proot or vm (or providers.mock for tests)")
 	}
 	return out, closeAll, nil
+}
+
+// dockerFlavourConfig maps a providers.<name> section of docker keys to a
+// docker.Config with its own data dir (sockets never collide between
+// flavours sharing one engine).
+func dockerFlavourConfig(name string, dc config.DockerConfig, dataDir, agentPath, serverID string) docker.Config {
+	return docker.Config{
+		Name:            name,
+		Host:            dc.Host,
+		Runtime:         dc.Runtime,
+		DataDir:         filepath.Join(dataDir, name),
+		AgentPath:       agentPath,
+		ServerID:        serverID,
+		DefaultNetwork:  dc.NetworkMode,
+		DefaultMemoryMB: dc.MemoryMB,
+		DefaultCPUs:     dc.CPUs,
+		PidsLimit:       int64(dc.PidsLimit),
+		ReadOnlyRootfs:  dc.ReadOnlyRootfs,
+		SeccompProfile:  dc.SeccompProfile,
+		Pull:            dc.Pull,
+		PullTimeout:     dc.PullTimeout.Std(),
+		User:            dc.User,
+	}
 }
 
 func providerNames(ps []provider.Provider) string {
@@ -252,3 +375,32 @@ func loadServerID(dataDir string) (string, error) {
 	}
 	return id, nil
 }
+
+// previewOptions builds the preview proxy's settings: the host suffix, the
+// preview_domain sandboxes report (with the listen port unless the domain
+// names one or the port is 80) and the token signer, whose key comes from
+// server.preview_token_key or a file generated once in the data dir.
+func previewOptions(cfg *config.Config) (api.PreviewOptions, error) {
+	key := []byte(cfg.Server.PreviewTokenKey)
+	if len(key) == 0 {
+		var err error
+		if key, err = preview.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "preview-token-key")); err != nil {
+			return api.PreviewOptions{}, fmt.Errorf("preview token key: %w", err)
+		}
+	}
+	signer, err := preview.NewSigner(key, nil)
+	if err != nil {
+		return api.PreviewOptions{}, fmt.Errorf("server.preview_token_key: %w", err)
+	}
+	public := cfg.Server.PreviewDomain
+	if _, _, err := net.SplitHostPort(public); err != nil && public != "" && cfg.Server.Port != 80 {
+		public = net.JoinHostPort(public, strconv.Itoa(cfg.Server.Port))
+	}
+	return api.PreviewOptions{Domain: cfg.Server.PreviewDomain, PublicDomain: public, Signer: signer}, nil
+}
+
+// The sandbox service serves previews, archives and file watches.
+var (
+	_ api.PreviewService = (*sandbox.Service)(nil)
+	_ api.ArchiveService = (*sandbox.Service)(nil)
+)

@@ -75,9 +75,12 @@ func parsePoolEntry(e string, def int) (string, int, error) {
 
 // ServerConfig is the HTTP listener.
 type ServerConfig struct {
-	Host               string   `koanf:"host" yaml:"host" json:"host"`
-	Port               int      `koanf:"port" yaml:"port" json:"port"`
-	PreviewDomain      string   `koanf:"preview_domain" yaml:"preview_domain" json:"preview_domain"`
+	Host          string `koanf:"host" yaml:"host" json:"host"`
+	Port          int    `koanf:"port" yaml:"port" json:"port"`
+	PreviewDomain string `koanf:"preview_domain" yaml:"preview_domain" json:"preview_domain"`
+	// PreviewTokenKey signs preview tokens (at least 32 bytes); "" uses a
+	// random secret generated once into data_dir/preview-token-key.
+	PreviewTokenKey    string   `koanf:"preview_token_key" yaml:"preview_token_key" json:"preview_token_key" secret:"true"`
 	CORSAllowedOrigins []string `koanf:"cors_allowed_origins" yaml:"cors_allowed_origins" json:"cors_allowed_origins"`
 	// MaxBodyBytes caps JSON request bodies.
 	MaxBodyBytes int64 `koanf:"max_body_bytes" yaml:"max_body_bytes" json:"max_body_bytes"`
@@ -85,13 +88,16 @@ type ServerConfig struct {
 	MaxUploadBytes    int64    `koanf:"max_upload_bytes" yaml:"max_upload_bytes" json:"max_upload_bytes"`
 	ReadHeaderTimeout Duration `koanf:"read_header_timeout" yaml:"read_header_timeout" json:"read_header_timeout"`
 	ShutdownTimeout   Duration `koanf:"shutdown_timeout" yaml:"shutdown_timeout" json:"shutdown_timeout"`
+	// Mode is production (default) or development; only development accepts
+	// the CORS origin "*".
+	Mode string `koanf:"mode" yaml:"mode" json:"mode"`
 }
 
 // DatabaseConfig selects the store. Path is absolute after Load.
 type DatabaseConfig struct {
 	Driver string `koanf:"driver" yaml:"driver" json:"driver"`
 	Path   string `koanf:"path" yaml:"path" json:"path"`
-	DSN    string `koanf:"dsn" yaml:"dsn" json:"dsn"`
+	DSN    string `koanf:"dsn" yaml:"dsn" json:"dsn" secret:"true"`
 }
 
 // ProvidersConfig lists the sandbox runtimes and which one is the default.
@@ -99,6 +105,43 @@ type ProvidersConfig struct {
 	Default string       `koanf:"default" yaml:"default" json:"default"`
 	Docker  DockerConfig `koanf:"docker" yaml:"docker" json:"docker"`
 	Mock    MockConfig   `koanf:"mock" yaml:"mock" json:"mock"`
+	// Gvisor and Kata are the docker provider with the runsc and Kata
+	// runtimes: the same keys as providers.docker.
+	Gvisor DockerConfig `koanf:"gvisor" yaml:"gvisor" json:"gvisor"`
+	Kata   DockerConfig `koanf:"kata" yaml:"kata" json:"kata"`
+	Proot  ProotConfig  `koanf:"proot" yaml:"proot" json:"proot"`
+	VM     VMConfig     `koanf:"vm" yaml:"vm" json:"vm"`
+}
+
+// VMConfig is the microVM provider (QEMU microvm; docs/vm.md): a Debian
+// kernel, an initramfs carrying the agent and an ext4 root disk converted
+// from a local Docker image, per sandbox a copy-on-write overlay.
+type VMConfig struct {
+	Enabled bool `koanf:"enabled" yaml:"enabled" json:"enabled"`
+	// Accel is auto (KVM when /dev/kvm works and a probe guest boots fast,
+	// else TCG emulation), kvm or tcg.
+	Accel string `koanf:"accel" yaml:"accel" json:"accel"`
+	// AssetsDir holds vmlinux and initrd-base.img (scripts/build-vm-assets.sh);
+	// Kernel and Initrd override single files.
+	AssetsDir string `koanf:"assets_dir" yaml:"assets_dir" json:"assets_dir"`
+	Kernel    string `koanf:"kernel" yaml:"kernel" json:"kernel"`
+	Initrd    string `koanf:"initrd" yaml:"initrd" json:"initrd"`
+	// QEMUBinary is the QEMU executable, looked up on PATH.
+	QEMUBinary  string   `koanf:"qemu_binary" yaml:"qemu_binary" json:"qemu_binary"`
+	MemoryMB    int      `koanf:"memory_mb" yaml:"memory_mb" json:"memory_mb"`
+	VCPUs       int      `koanf:"vcpus" yaml:"vcpus" json:"vcpus"`
+	BootTimeout Duration `koanf:"boot_timeout" yaml:"boot_timeout" json:"boot_timeout"`
+}
+
+// ProotConfig is the PRoot provider: a private rootfs per sandbox, the agent
+// under ptrace path translation. NOT an isolation boundary.
+type ProotConfig struct {
+	Enabled bool `koanf:"enabled" yaml:"enabled" json:"enabled"`
+	// Binary is the proot executable, looked up on PATH.
+	Binary    string  `koanf:"binary" yaml:"binary" json:"binary"`
+	MemoryMB  int     `koanf:"memory_mb" yaml:"memory_mb" json:"memory_mb"`
+	CPUs      float64 `koanf:"cpus" yaml:"cpus" json:"cpus"`
+	PidsLimit int     `koanf:"pids_limit" yaml:"pids_limit" json:"pids_limit"`
 }
 
 // DockerConfig is the Docker Engine provider.
@@ -156,11 +199,49 @@ type DefaultsConfig struct {
 // AuthConfig holds the API credentials. After Load, APIKey and AdminAPIKey
 // hold the secret whichever way it was given (inline or *_file).
 type AuthConfig struct {
-	APIKey          string `koanf:"api_key" yaml:"api_key" json:"api_key"`
+	APIKey          string `koanf:"api_key" yaml:"api_key" json:"api_key" secret:"true"`
 	APIKeyFile      string `koanf:"api_key_file" yaml:"api_key_file" json:"api_key_file"`
-	AdminAPIKey     string `koanf:"admin_api_key" yaml:"admin_api_key" json:"admin_api_key"`
+	AdminAPIKey     string `koanf:"admin_api_key" yaml:"admin_api_key" json:"admin_api_key" secret:"true"`
 	AdminAPIKeyFile string `koanf:"admin_api_key_file" yaml:"admin_api_key_file" json:"admin_api_key_file"`
+	// ViewerAPIKey grants the read-only viewer role. Every *_api_key value
+	// may hold several keys (comma- or newline-separated) so a key is rotated
+	// by adding the new one, moving clients, then dropping the old one.
+	ViewerAPIKey     string `koanf:"viewer_api_key" yaml:"viewer_api_key" json:"viewer_api_key" secret:"true"`
+	ViewerAPIKeyFile string `koanf:"viewer_api_key_file" yaml:"viewer_api_key_file" json:"viewer_api_key_file"`
+	// AdminFallbackEnabled accepts a regular api_key on admin routes. Off by
+	// default; flagged by the production checks.
+	AdminFallbackEnabled bool `koanf:"admin_fallback_enabled" yaml:"admin_fallback_enabled" json:"admin_fallback_enabled"`
+	// AdminAuditRetention is how long audit events are kept; 0 keeps them.
+	AdminAuditRetention Duration `koanf:"admin_audit_retention" yaml:"admin_audit_retention" json:"admin_audit_retention"`
+
+	// OIDC bearer tokens: enabled when OIDCIssuer is set.
+	OIDCIssuer   string `koanf:"oidc_issuer" yaml:"oidc_issuer" json:"oidc_issuer"`
+	OIDCAudience string `koanf:"oidc_audience" yaml:"oidc_audience" json:"oidc_audience"`
+	// OIDCJWKSURL skips discovery when set.
+	OIDCJWKSURL           string   `koanf:"oidc_jwks_url" yaml:"oidc_jwks_url" json:"oidc_jwks_url"`
+	OIDCClockSkew         Duration `koanf:"oidc_clock_skew" yaml:"oidc_clock_skew" json:"oidc_clock_skew"`
+	OIDCGroupsClaim       string   `koanf:"oidc_groups_claim" yaml:"oidc_groups_claim" json:"oidc_groups_claim"`
+	OIDCTenantClaim       string   `koanf:"oidc_tenant_claim" yaml:"oidc_tenant_claim" json:"oidc_tenant_claim"`
+	OIDCAdminGroups       []string `koanf:"oidc_admin_groups" yaml:"oidc_admin_groups" json:"oidc_admin_groups"`
+	OIDCTenantAdminGroups []string `koanf:"oidc_tenant_admin_groups" yaml:"oidc_tenant_admin_groups" json:"oidc_tenant_admin_groups"`
+	OIDCOperatorGroups    []string `koanf:"oidc_operator_groups" yaml:"oidc_operator_groups" json:"oidc_operator_groups"`
+	OIDCViewerGroups      []string `koanf:"oidc_viewer_groups" yaml:"oidc_viewer_groups" json:"oidc_viewer_groups"`
+	// OIDCDefaultRole is the role of a token in none of the groups.
+	OIDCDefaultRole string `koanf:"oidc_default_role" yaml:"oidc_default_role" json:"oidc_default_role"`
+
+	// RateLimitPerSecond is the sustained request rate per principal
+	// (anonymous callers: per TCP peer); 0 disables rate limiting.
+	RateLimitPerSecond float64 `koanf:"rate_limit_per_second" yaml:"rate_limit_per_second" json:"rate_limit_per_second"`
+	RateLimitBurst     int     `koanf:"rate_limit_burst" yaml:"rate_limit_burst" json:"rate_limit_burst"`
+	// RateLimitMaxKeys bounds the limiter's memory (LRU eviction).
+	RateLimitMaxKeys int `koanf:"rate_limit_max_keys" yaml:"rate_limit_max_keys" json:"rate_limit_max_keys"`
 }
+
+// Server modes.
+const (
+	ModeProduction  = "production"
+	ModeDevelopment = "development"
+)
 
 // LoggingConfig selects the slog handler.
 type LoggingConfig struct {
@@ -223,6 +304,7 @@ func Default(home string, root bool) *Config {
 			MaxUploadBytes:     512 << 20,
 			ReadHeaderTimeout:  Duration(10 * time.Second),
 			ShutdownTimeout:    Duration(15 * time.Second),
+			Mode:               ModeProduction,
 		},
 		DataDir:  dataDir,
 		Database: DatabaseConfig{Driver: "sqlite"},
@@ -238,6 +320,27 @@ func Default(home string, root bool) *Config {
 				Pull:        PullMissing,
 				PullTimeout: Duration(60 * time.Second),
 			},
+			Gvisor: DockerConfig{
+				Runtime:     "runsc",
+				NetworkMode: "none",
+				MemoryMB:    512,
+				CPUs:        1,
+				PidsLimit:   2048, // gVisor counts its own host threads
+				Pull:        PullMissing,
+				PullTimeout: Duration(60 * time.Second),
+			},
+			Kata: DockerConfig{
+				Runtime:     "io.containerd.kata.v2",
+				NetworkMode: "none",
+				MemoryMB:    512,
+				CPUs:        1,
+				PidsLimit:   256,
+				Pull:        PullMissing,
+				PullTimeout: Duration(60 * time.Second),
+			},
+			Proot: ProotConfig{Binary: "proot", MemoryMB: 512, CPUs: 1, PidsLimit: 256},
+			VM: VMConfig{Accel: "auto", AssetsDir: "/var/lib/stacyvm/vm-assets", QEMUBinary: "qemu-system-x86_64",
+				MemoryMB: 512, VCPUs: 1, BootTimeout: Duration(90 * time.Second)},
 		},
 		Defaults: DefaultsConfig{
 			Image:              "stacyvm/busybox",
@@ -251,6 +354,14 @@ func Default(home string, root bool) *Config {
 			ReconcileInterval:  Duration(time.Minute),
 			DestroyedRetention: Duration(24 * time.Hour),
 		},
+		Auth: AuthConfig{
+			AdminAuditRetention: Duration(720 * time.Hour),
+			OIDCClockSkew:       Duration(time.Minute),
+			OIDCGroupsClaim:     "groups",
+			OIDCTenantClaim:     "tenant_id",
+			OIDCDefaultRole:     "viewer",
+			RateLimitMaxKeys:    10000,
+		},
 		Logging: LoggingConfig{Level: "info", Format: "text"},
 	}
 }
@@ -261,7 +372,7 @@ func (c *Config) Redacted() *Config {
 	r := *c
 	r.Server.CORSAllowedOrigins = append([]string(nil), c.Server.CORSAllowedOrigins...)
 	r.Warnings = append([]string(nil), c.Warnings...)
-	for _, s := range []*string{&r.Auth.APIKey, &r.Auth.AdminAPIKey, &r.Database.DSN} {
+	for _, s := range []*string{&r.Auth.APIKey, &r.Auth.AdminAPIKey, &r.Auth.ViewerAPIKey, &r.Database.DSN, &r.Server.PreviewTokenKey} {
 		if *s != "" {
 			*s = redactedValue
 		}

@@ -158,6 +158,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 	cfg.Auth.APIKeyFile = resolve("auth.api_key_file", cfg.Auth.APIKeyFile)
 	cfg.Auth.AdminAPIKeyFile = resolve("auth.admin_api_key_file", cfg.Auth.AdminAPIKeyFile)
+	cfg.Auth.ViewerAPIKeyFile = resolve("auth.viewer_api_key_file", cfg.Auth.ViewerAPIKeyFile)
 
 	var secretErrs []string
 	for _, s := range []struct {
@@ -166,6 +167,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	}{
 		{"auth.api_key", &cfg.Auth.APIKey, &cfg.Auth.APIKeyFile},
 		{"auth.admin_api_key", &cfg.Auth.AdminAPIKey, &cfg.Auth.AdminAPIKeyFile},
+		{"auth.viewer_api_key", &cfg.Auth.ViewerAPIKey, &cfg.Auth.ViewerAPIKeyFile},
 	} {
 		if err := readSecret(s.value, *s.file); err != nil {
 			secretErrs = append(secretErrs, fmt.Sprintf("%s: %v", s.key, err))
@@ -174,7 +176,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	if len(secretErrs) > 0 {
 		return nil, errs.New(errs.Invalid, "config: %s", strings.Join(secretErrs, "; "))
 	}
-	if path != "" && (fileK.String("auth.api_key") != "" || fileK.String("auth.admin_api_key") != "") {
+	if path != "" && (fileK.String("auth.api_key") != "" || fileK.String("auth.admin_api_key") != "" || fileK.String("auth.viewer_api_key") != "") {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 {
 			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s holds API keys and is world-readable; chmod 600 it or use auth.*_file", path))
 		}

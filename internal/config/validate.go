@@ -16,6 +16,10 @@ import (
 const (
 	ProviderDocker = "docker"
 	ProviderMock   = "mock"
+	ProviderGvisor = "gvisor"
+	ProviderKata   = "kata"
+	ProviderProot  = "proot"
+	ProviderVM     = "vm"
 )
 
 // Validate checks the whole configuration and returns every problem at once
@@ -39,8 +43,14 @@ func (c *Config) Validate() error {
 	if c.Server.ReadHeaderTimeout <= 0 {
 		p.add("server.read_header_timeout", "must be positive")
 	}
+	if c.Server.Mode != ModeProduction && c.Server.Mode != ModeDevelopment {
+		p.add("server.mode", "must be production or development, got %q", c.Server.Mode)
+	}
 	for _, o := range c.Server.CORSAllowedOrigins {
 		if o == "*" {
+			if c.Server.Mode != ModeDevelopment {
+				p.add("server.cors_allowed_origins", "\"*\" is only allowed with server.mode: development; list the origins")
+			}
 			continue
 		}
 		u, err := url.Parse(o)
@@ -78,12 +88,38 @@ func (c *Config) Validate() error {
 	// Providers.
 	d := c.Providers.Docker
 	switch c.Providers.Default {
-	case ProviderDocker, ProviderMock:
+	case ProviderDocker, ProviderMock, ProviderGvisor, ProviderKata, ProviderProot, ProviderVM:
 		if !c.ProviderEnabled(c.Providers.Default) {
 			p.add("providers.default", "%q is not enabled (set providers.%s.enabled: true)", c.Providers.Default, c.Providers.Default)
 		}
 	default:
-		p.add("providers.default", "unknown provider %q (want docker or mock)", c.Providers.Default)
+		p.add("providers.default", "unknown provider %q (want docker, gvisor, kata, proot, vm or mock)", c.Providers.Default)
+	}
+	for key, rc := range map[string]DockerConfig{"providers.gvisor": c.Providers.Gvisor, "providers.kata": c.Providers.Kata} {
+		if !rc.Enabled {
+			continue
+		}
+		switch {
+		case rc.Runtime == "":
+			p.add(key+".runtime", "must not be empty")
+		case rc.MemoryMB <= 0 || rc.CPUs <= 0 || rc.PidsLimit < 0:
+			p.add(key, "memory_mb and cpus must be positive, pids_limit not negative")
+		case rc.NetworkMode != "none" && rc.NetworkMode != "bridge":
+			p.add(key+".network_mode", "must be none or bridge, got %q", rc.NetworkMode)
+		case rc.Pull != PullMissing && rc.Pull != PullNever:
+			p.add(key+".pull", "must be missing or never, got %q", rc.Pull)
+		}
+	}
+	if v := c.Providers.VM; v.Enabled {
+		switch {
+		case v.Accel != "auto" && v.Accel != "kvm" && v.Accel != "tcg":
+			p.add("providers.vm.accel", "must be auto, kvm or tcg, got %q", v.Accel)
+		case v.MemoryMB < 128 || v.VCPUs < 1 || v.BootTimeout <= 0:
+			p.add("providers.vm", "memory_mb must be at least 128, vcpus at least 1, boot_timeout positive")
+		}
+	}
+	if pr := c.Providers.Proot; pr.Enabled && (pr.MemoryMB < 16 || pr.CPUs < 0 || pr.PidsLimit < 0) {
+		p.add("providers.proot", "memory_mb must be at least 16, cpus and pids_limit not negative")
 	}
 	if d.Enabled {
 		if d.Runtime == "" {
@@ -153,6 +189,7 @@ func (c *Config) Validate() error {
 	if c.Auth.AdminAPIKey != "" && c.Auth.AdminAPIKey == c.Auth.APIKey {
 		p.add("auth.admin_api_key", "must differ from auth.api_key")
 	}
+	c.validateAuth(&p) // security.go
 
 	// Logging.
 	if _, err := c.Logging.SlogLevel(); err != nil {
@@ -171,6 +208,14 @@ func (c *Config) ProviderEnabled(name string) bool {
 		return c.Providers.Docker.Enabled
 	case ProviderMock:
 		return c.Providers.Mock.Enabled
+	case ProviderGvisor:
+		return c.Providers.Gvisor.Enabled
+	case ProviderKata:
+		return c.Providers.Kata.Enabled
+	case ProviderProot:
+		return c.Providers.Proot.Enabled
+	case ProviderVM:
+		return c.Providers.VM.Enabled
 	}
 	return false
 }

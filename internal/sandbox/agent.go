@@ -6,6 +6,7 @@ import (
 
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/events"
 	"github.com/stacyvm/stacyvm/internal/provider"
 	"github.com/stacyvm/stacyvm/internal/store"
 )
@@ -66,7 +67,7 @@ func (s *Service) runtimeFailed(ctx context.Context, t *target, err error) error
 	if st.State == provider.RuntimeStopped {
 		reason = "sandbox runtime exited unexpectedly"
 	}
-	_, uerr := s.store.Sandboxes().Update(ictx, t.rec.ID, func(sb *store.Sandbox) error {
+	upd, uerr := s.store.Sandboxes().Update(ictx, t.rec.ID, func(sb *store.Sandbox) error {
 		if err := checkTransition(sb.ID, State(sb.State), StateError); err != nil {
 			return err
 		}
@@ -74,6 +75,9 @@ func (s *Service) runtimeFailed(ctx context.Context, t *target, err error) error
 		sb.Error = reason
 		return nil
 	})
+	if uerr == nil {
+		s.emit(events.SandboxError, upd, reason)
+	}
 	if uerr != nil {
 		s.log.Warn("recording runtime failure", "sandbox_id", t.rec.ID, "err", uerr)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/events"
 	"github.com/stacyvm/stacyvm/internal/provider"
 	"github.com/stacyvm/stacyvm/internal/store"
 )
@@ -65,7 +66,7 @@ func (s *Service) normalize(req CreateRequest) (normalized, error) {
 	case "":
 	case provider.NetworkNone, provider.NetworkBridge:
 		if !contains(p.Capabilities().NetworkModes, req.Network) {
-			return normalized{}, errs.New(errs.Invalid, "provider %s does not support network %q", p.Name(), req.Network)
+			return normalized{}, errs.New(errs.Invalid, "provider %s does not support network %q (supported: %s)", p.Name(), req.Network, strings.Join(p.Capabilities().NetworkModes, ", "))
 		}
 	case "allowlist":
 		return normalized{}, errs.New(errs.Invalid, "network \"allowlist\" is not supported yet; use \"none\" or \"bridge\"")
@@ -109,6 +110,10 @@ func contains(list []string, v string) bool {
 
 // Admission reports whether Create would be allowed now, without creating.
 func (s *Service) Admission(ctx context.Context, req CreateRequest) (Admission, error) {
+	req, err := scopeRequest(ctx, req)
+	if err != nil {
+		return Admission{}, err
+	}
 	n, err := s.normalize(req)
 	if err != nil && !errs.Is(err, errs.Limit) {
 		return Admission{}, err
@@ -117,13 +122,28 @@ func (s *Service) Admission(ctx context.Context, req CreateRequest) (Admission, 
 	if err != nil { // ttl over the maximum: never queueable
 		a.Allowed, a.Reason = false, "max_ttl"
 	}
+	lim, err2 := s.limitsFor(ctx, req.OwnerID)
+	if err2 != nil {
+		return Admission{}, err2
+	}
+	a.MaxOwnerSandboxes = lim.MaxSandboxes
+	if a.Allowed && s.checkOwnerTTL(ctx, req.OwnerID, n.req.TTL) != nil {
+		a.Allowed, a.Reason = false, "max_ttl"
+	}
+	if a.Allowed {
+		if perr := s.enforcePolicy(ctx, n); errs.Is(perr, errs.Forbidden) {
+			a.Allowed, a.Reason = false, "policy_denied" // never queueable: waiting will not help
+		} else if perr != nil {
+			return Admission{}, perr
+		}
+	}
 	active, owner, err2 := s.activeCounts(ctx, req.OwnerID)
 	if err2 != nil {
 		return Admission{}, err2
 	}
 	a.ActiveSandboxes, a.ActiveOwnerSandboxes = active, owner
 	if a.Allowed {
-		if reason := s.capacityReason(active, owner, n.req.OwnerID); reason != "" {
+		if reason := s.capacityReason(active, owner, n.req.OwnerID, lim.MaxSandboxes); reason != "" {
 			a.Allowed, a.Queueable, a.Reason = false, true, reason
 		}
 	}
@@ -140,11 +160,11 @@ func (s *Service) activeCounts(ctx context.Context, owner string) (active, perOw
 	return active, perOwner, err
 }
 
-func (s *Service) capacityReason(active, perOwner int, owner string) string {
+func (s *Service) capacityReason(active, perOwner int, owner string, maxPerOwner int) string {
 	if s.d.MaxSandboxes > 0 && active >= s.d.MaxSandboxes {
 		return "max_sandboxes"
 	}
-	if owner != "" && s.d.MaxPerOwner > 0 && perOwner >= s.d.MaxPerOwner {
+	if owner != "" && maxPerOwner > 0 && perOwner >= maxPerOwner {
 		return "max_sandboxes_per_owner"
 	}
 	return ""
@@ -179,23 +199,45 @@ func visibleStates() []string {
 // and moved on (with the runtime handle) after it, so a crash in between is
 // repaired by Reconcile.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Sandbox, error) {
+	req, err := scopeRequest(ctx, req) // tenancy.go: tenant and owner from the principal
+	if err != nil {
+		return nil, err
+	}
+	if req.Template != "" {
+		return s.createFromTemplate(ctx, req)
+	}
 	n, err := s.normalize(req)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkOwnerTTL(ctx, n.req.OwnerID, n.req.TTL); err != nil {
+		return nil, err
+	}
+	if err := s.enforcePolicy(ctx, n); err != nil { // before a warm claim too
+		return nil, err
+	}
+	start := s.now()
 	if s.warm != nil && s.warm.matches(n) {
 		sb, err := s.claimWarm(ctx, n.req)
 		if err == nil || !errs.Is(err, errs.NotFound) {
+			s.observeSpawn(n.req.Provider, "warm", err, start) // metrics.go
 			return sb, err
 		}
 		// The pool is empty right now: fall through to a cold create.
 	}
-	return s.provision(ctx, n, StateRunning)
+	sb, err := s.provision(ctx, n, StateRunning)
+	s.observeSpawn(n.req.Provider, "cold", err, start)
+	return sb, err
 }
 
 // provision creates a runtime for n and records it in state final (running
 // for callers, warm for pool members).
 func (s *Service) provision(ctx context.Context, n normalized, final State) (*Sandbox, error) {
+	if final != StateWarm { // every cold path (API, template spawn) passes here
+		if err := s.enforcePolicy(ctx, n); err != nil {
+			return nil, err
+		}
+	}
 	req := n.req
 	now := s.now().UTC()
 	rec := &store.Sandbox{
@@ -222,6 +264,7 @@ func (s *Service) provision(ctx context.Context, n normalized, final State) (*Sa
 	if err != nil {
 		return nil, err
 	}
+	s.emit(events.SandboxCreated, rec, "")
 	log := s.log.With("sandbox_id", rec.ID, "provider", rec.Provider)
 
 	cctx, cancel := context.WithTimeout(ctx, s.d.CreateTimeout)
@@ -265,6 +308,7 @@ func (s *Service) provision(ctx context.Context, n normalized, final State) (*Sa
 		}
 		return nil, err
 	}
+	s.emit(events.SandboxRunning, out, "")
 	log.Info("sandbox created", "image", rec.Image, "state", final, "duration", s.now().Sub(start))
 	return toView(out), nil
 }
@@ -272,18 +316,22 @@ func (s *Service) provision(ctx context.Context, n normalized, final State) (*Sa
 // admitAndInsert checks capacity and inserts the record atomically with
 // respect to other creates in this process.
 func (s *Service) admitAndInsert(ctx context.Context, rec *store.Sandbox) error {
+	lim, err := s.limitsFor(ctx, rec.OwnerID) // before the lock: may read the store
+	if err != nil {
+		return err
+	}
 	s.admitMu.Lock()
 	defer s.admitMu.Unlock()
-	if s.d.MaxSandboxes > 0 || (rec.OwnerID != "" && s.d.MaxPerOwner > 0) {
+	if s.d.MaxSandboxes > 0 || (rec.OwnerID != "" && lim.MaxSandboxes > 0) {
 		active, owner, err := s.activeCounts(ctx, rec.OwnerID)
 		if err != nil {
 			return err
 		}
-		switch s.capacityReason(active, owner, rec.OwnerID) {
+		switch s.capacityReason(active, owner, rec.OwnerID, lim.MaxSandboxes) {
 		case "max_sandboxes":
 			return errs.New(errs.Limit, "sandbox limit reached (%d of %d)", active, s.d.MaxSandboxes)
 		case "max_sandboxes_per_owner":
-			return errs.New(errs.Limit, "owner %s has reached the limit of %d sandboxes", rec.OwnerID, s.d.MaxPerOwner)
+			return errs.New(errs.Limit, "owner %s has reached the limit of %d sandboxes", rec.OwnerID, lim.MaxSandboxes)
 		}
 	}
 	return s.store.Sandboxes().Create(ctx, rec)
@@ -292,12 +340,13 @@ func (s *Service) admitAndInsert(ctx context.Context, rec *store.Sandbox) error 
 // settleFailed marks a sandbox whose runtime could not be created as
 // destroyed, keeping the reason; the provider already cleaned up.
 func (s *Service) settleFailed(ctx context.Context, id string, cause error) {
-	_, err := s.store.Sandboxes().Update(ctx, id, func(sb *store.Sandbox) error {
+	rec, err := s.store.Sandboxes().Update(ctx, id, func(sb *store.Sandbox) error {
 		sb.State = string(StateDestroyed)
 		sb.DestroyedAt = s.now().UTC()
 		sb.Error = fmt.Sprintf("create failed: %s", errs.Message(cause))
 		return nil
 	})
+	s.emit(events.SandboxError, rec, errs.Message(cause))
 	if err != nil {
 		s.log.Error("recording failed create", "sandbox_id", id, "err", err)
 	}

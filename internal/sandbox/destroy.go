@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/events"
 	"github.com/stacyvm/stacyvm/internal/store"
 )
 
@@ -39,7 +40,7 @@ func (s *Service) destroy(ctx context.Context, rec *store.Sandbox, reason string
 			return err
 		}
 	}
-	_, err := s.store.Sandboxes().Update(context.WithoutCancel(ctx), rec.ID, func(sb *store.Sandbox) error {
+	upd, err := s.store.Sandboxes().Update(context.WithoutCancel(ctx), rec.ID, func(sb *store.Sandbox) error {
 		if State(sb.State) == StateDestroyed {
 			// Someone else (a concurrent destroy, the reconcile sweep)
 			// recorded it first; the runtime is gone either way.
@@ -54,6 +55,7 @@ func (s *Service) destroy(ctx context.Context, rec *store.Sandbox, reason string
 	})
 	switch {
 	case err == nil:
+		s.emit(events.SandboxDestroyed, upd, reason)
 		s.log.Info("sandbox destroyed", "sandbox_id", rec.ID, "reason", reason)
 	case errors.Is(err, errAlreadyDestroyed):
 		err = nil

@@ -25,15 +25,23 @@ func (s *Service) Exec(ctx context.Context, id string, req ExecRequest, stdout, 
 	if err != nil {
 		return ExecResult{}, err
 	}
+	if err := s.capOwnerExecTimeout(ctx, t.rec.OwnerID, req.Timeout, &areq); err != nil {
+		return ExecResult{}, err
+	}
 	areq.Env = mergeEnv(t.rec.Env, areq.Env)
+	start := s.now()
+	s.execStarted(t.rec, req.Mode) // events.go
 	res, err := t.agent.Exec(ctx, areq, stdout, stderr)
 	if err != nil {
-		return ExecResult{}, s.runtimeFailed(ctx, t, err)
+		err = s.runtimeFailed(ctx, t, err)
+		s.execFinished(t.rec, req.Mode, ExecResult{}, err, start)
+		return ExecResult{}, err
 	}
 	out := ExecResult{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Duration: res.Duration()}
 	if out.TimedOut {
 		out.ExitCode = -1
 	}
+	s.execFinished(t.rec, req.Mode, out, nil, start)
 	return out, nil
 }
 

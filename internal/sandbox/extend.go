@@ -17,7 +17,11 @@ func (s *Service) Extend(ctx context.Context, id string, ttl time.Duration) (*Sa
 	if s.d.MaxTTL > 0 && ttl > s.d.MaxTTL {
 		return nil, errs.New(errs.Limit, "ttl %s exceeds the maximum of %s", ttl, s.d.MaxTTL)
 	}
-	if _, err := s.live(ctx, id); err != nil {
+	cur, err := s.live(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkOwnerTTL(ctx, cur.OwnerID, ttl); err != nil {
 		return nil, err
 	}
 	rec, err := s.store.Sandboxes().Update(ctx, id, func(sb *store.Sandbox) error {

@@ -123,12 +123,11 @@ func (s *Service) Glob(ctx context.Context, id, pattern string) ([]string, error
 	if !strings.HasPrefix(pattern, "/") {
 		pattern = defaultWorkdir + "/" + pattern
 	}
-	out := []string{}
 	t, err := s.reach(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	out, err = t.agent.Glob(ctx, pattern)
+	out, err := t.agent.Glob(ctx, pattern)
 	if err != nil {
 		return nil, s.runtimeFailed(ctx, t, err)
 	}

@@ -17,9 +17,13 @@ func (s *Service) Get(ctx context.Context, id string) (*Sandbox, error) {
 
 // List returns sandboxes that are not destroyed, newest first.
 func (s *Service) List(ctx context.Context, f ListFilter) ([]*Sandbox, error) {
+	tenant, err := scopeFilter(ctx, f.TenantID) // tenancy.go: only the caller's tenant
+	if err != nil {
+		return nil, err
+	}
 	sf := store.SandboxFilter{
 		OwnerID:  f.OwnerID,
-		TenantID: f.TenantID,
+		TenantID: tenant,
 		Labels:   f.Labels,
 		Limit:    f.Limit,
 		Cursor:   f.Cursor,

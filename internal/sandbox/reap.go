@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/events"
 	"github.com/stacyvm/stacyvm/internal/store"
 )
 
@@ -23,9 +24,14 @@ func (s *Service) prune(ctx context.Context, withWarm bool) (int, error) {
 	if withWarm {
 		states = append(states, string(StateWarm))
 	}
+	tenant, err := scopeFilter(ctx, "") // a caller prunes only its own tenant
+	if err != nil {
+		return 0, err
+	}
 	recs, err := s.store.Sandboxes().List(ctx, store.SandboxFilter{
 		States:        states,
 		ExpiredBefore: now,
+		TenantID:      tenant,
 	})
 	if err != nil {
 		return 0, err
@@ -45,6 +51,7 @@ func (s *Service) prune(ctx context.Context, withWarm bool) (int, error) {
 				return nil
 			}); err == nil {
 				rec = upd
+				s.emit(events.SandboxExpired, rec, "ttl passed")
 			}
 		}
 		switch err := s.destroy(ctx, rec, "expired"); {

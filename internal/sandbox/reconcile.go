@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/stacyvm/stacyvm/internal/events"
 	"github.com/stacyvm/stacyvm/internal/provider"
 	"github.com/stacyvm/stacyvm/internal/store"
 )
@@ -155,16 +156,18 @@ func (s *Service) adopt(ctx context.Context, p provider.Provider, rec *store.San
 }
 
 func (s *Service) markDestroyed(ctx context.Context, rec *store.Sandbox, reason string, rep *ReconcileReport) {
-	if _, err := s.store.Sandboxes().Update(ctx, rec.ID, func(sb *store.Sandbox) error {
+	upd, err := s.store.Sandboxes().Update(ctx, rec.ID, func(sb *store.Sandbox) error {
 		sb.State = string(StateDestroyed)
 		sb.DestroyedAt = s.now().UTC()
 		sb.Error = reason
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		s.log.Warn("reconcile: marking destroyed failed", "sandbox_id", rec.ID, "err", err)
 		rep.Failed++
 		return
 	}
+	s.emit(events.SandboxDestroyed, upd, reason)
 	s.log.Info("reconcile: marked destroyed", "sandbox_id", rec.ID, "reason", reason)
 	rep.MarkedDestroyed++
 }

@@ -54,6 +54,16 @@ type Options struct {
 	// random "sb-" + 16 hex id.
 	Now   func() time.Time
 	NewID func() string
+	// Observer and Events, when set, receive timings and lifecycle events
+	// (metrics.go, events.go).
+	Observer Observer
+	Events   EventPublisher
+	// Governance holds tenant policies and the audit log; nil disables
+	// policy enforcement and the operation audit.
+	Governance store.Governance
+	// DefaultNetworks is each provider's network when a request names none
+	// (checked against tenant network policies).
+	DefaultNetworks map[string]string
 }
 
 // Service implements the sandbox use cases. It is safe for concurrent use and
@@ -67,6 +77,8 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
+	obs       Observer       // nil: no timings recorded
+	events    EventPublisher // nil: no lifecycle events
 
 	// admitMu makes "count live sandboxes, then insert" atomic so limits
 	// hold under concurrent creates. It never spans a runtime call.
@@ -74,6 +86,9 @@ type Service struct {
 
 	health *healthCache
 	warm   *warmPools // nil when no pool is configured
+	quotas quotaCache
+	gov    store.Governance  // nil: no policies, no operation audit
+	defNet map[string]string // provider -> default network
 
 	bg     sync.WaitGroup
 	stopMu sync.Mutex
@@ -94,6 +109,10 @@ func New(opts Options) (*Service, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		newID:     opts.NewID,
+		obs:       opts.Observer,
+		events:    opts.Events,
+		gov:       opts.Governance,
+		defNet:    opts.DefaultNetworks,
 	}
 	for _, p := range opts.Providers {
 		if _, dup := s.providers[p.Name()]; dup {
@@ -189,6 +208,9 @@ func (s *Service) live(ctx context.Context, id string) (*store.Sandbox, error) {
 	}
 	rec, err := s.store.Sandboxes().Get(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := visible(ctx, rec); err != nil { // tenancy.go: other tenants' sandboxes do not exist
 		return nil, err
 	}
 	switch State(rec.State) {

@@ -35,6 +35,9 @@ type CreateRequest struct {
 	TenantID string
 	Metadata map[string]string
 	Env      map[string]string
+	// Template names a template to spawn from; the fields above that are
+	// set override the template's (an Image that differs is refused).
+	Template string
 }
 
 // Admission answers "would a create be allowed now?" (API.md shape).

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/events"
 	"github.com/stacyvm/stacyvm/internal/store"
 )
 
@@ -85,14 +86,18 @@ func (s *Service) claimWarm(ctx context.Context, req CreateRequest) (*Sandbox, e
 }
 
 func (s *Service) claimOne(ctx context.Context, id string, req CreateRequest) (*Sandbox, error) {
+	lim, err := s.limitsFor(ctx, req.OwnerID) // before the lock: may read the store
+	if err != nil {
+		return nil, err
+	}
 	s.admitMu.Lock()
 	defer s.admitMu.Unlock()
-	if s.d.MaxSandboxes > 0 || (req.OwnerID != "" && s.d.MaxPerOwner > 0) {
+	if s.d.MaxSandboxes > 0 || (req.OwnerID != "" && lim.MaxSandboxes > 0) {
 		active, owner, err := s.activeCounts(ctx, req.OwnerID)
 		if err != nil {
 			return nil, err
 		}
-		if reason := s.capacityReason(active, owner, req.OwnerID); reason != "" {
+		if reason := s.capacityReason(active, owner, req.OwnerID, lim.MaxSandboxes); reason != "" {
 			return nil, errs.New(errs.Limit, "sandbox limit reached (%s)", reason)
 		}
 	}
@@ -110,6 +115,8 @@ func (s *Service) claimOne(ctx context.Context, id string, req CreateRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	s.emit(events.SandboxCreated, rec, "")
+	s.emit(events.SandboxRunning, rec, "")
 	return toView(rec), nil
 }
 

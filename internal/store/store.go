@@ -68,6 +68,8 @@ type Sandboxes interface {
 // Store is the whole persistence layer.
 type Store interface {
 	Sandboxes() Sandboxes
+	Templates() Templates
+	Quotas() Quotas
 	// Ping checks the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

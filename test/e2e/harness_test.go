@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stacyvm/stacyvm/internal/provider/proot"
 )
 
 var binPath string // set once in TestMain; read-only afterwards
@@ -222,6 +224,13 @@ func containers(t *testing.T, dataDir string) []string {
 }
 
 func removeServerContainers(t *testing.T, dataDir string) {
+	// Sandboxes of providers other than Docker live in the data dir: proot
+	// agents and overlay mounts would keep it from being removed.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := proot.RemoveAll(ctx, filepath.Join(dataDir, "proot")); err != nil {
+		t.Logf("removing proot sandboxes: %v", err)
+	}
 	b, err := os.ReadFile(filepath.Join(dataDir, "server-id"))
 	if err != nil {
 		return

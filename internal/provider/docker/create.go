@@ -37,6 +37,9 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 	if err != nil {
 		return h, err
 	}
+	if err := p.runtimeUsable(ctx); err != nil {
+		return h, err
+	}
 	if err := p.ensureImage(ctx, spec.Image); err != nil {
 		return h, err
 	}
@@ -161,6 +164,10 @@ func (p *Provider) containerConfig(spec provider.Spec) (*container.Config, *cont
 	if network != provider.NetworkNone && network != provider.NetworkBridge {
 		return nil, nil, errs.New(errs.Invalid, "network %q is not none or bridge", spec.Network)
 	}
+	if modes := p.cfg.NetworkModes; modes != nil && !slices.Contains(modes, network) {
+		return nil, nil, errs.New(errs.Invalid, "provider %s does not support network %q (supported: %s)",
+			p.Name(), network, strings.Join(modes, ", "))
+	}
 	memMB, cpus, pids := spec.MemoryMB, spec.VCPUs, spec.PidsLimit
 	if memMB == 0 {
 		memMB = p.cfg.DefaultMemoryMB
@@ -173,6 +180,14 @@ func (p *Provider) containerConfig(spec provider.Spec) (*container.Config, *cont
 	}
 	if memMB < 6 || cpus < 0 || pids < 0 {
 		return nil, nil, errs.New(errs.Invalid, "resource limits out of range (memory >= 6 MB, cpus >= 0, pids >= 0)")
+	}
+	if memMB < p.cfg.MinMemoryMB {
+		return nil, nil, errs.New(errs.Invalid, "provider %s needs at least %d MB of memory per sandbox (asked for %d MB)",
+			p.Name(), p.cfg.MinMemoryMB, memMB)
+	}
+	if pids < p.cfg.MinPidsLimit {
+		return nil, nil, errs.New(errs.Invalid, "provider %s needs a pids limit of at least %d (asked for %d): its runtime counts its own threads",
+			p.Name(), p.cfg.MinPidsLimit, pids)
 	}
 	env := make([]string, 0, len(spec.Env))
 	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
@@ -188,6 +203,7 @@ func (p *Provider) containerConfig(spec provider.Spec) (*container.Config, *cont
 	labels[provider.LabelManaged] = "true"
 	labels[provider.LabelSandbox] = spec.SandboxID
 	labels[provider.LabelServer] = p.cfg.ServerID
+	labels[labelProvider] = p.cfg.Name
 
 	cfg := &container.Config{
 		Image:      spec.Image,

@@ -12,7 +12,7 @@ import (
 
 func TestContainerConfig_HardenedByDefault(t *testing.T) {
 	p := &Provider{cfg: Config{
-		DataDir: "/data", AgentPath: "/opt/agent", ServerID: "srv", DefaultNetwork: "none",
+		Name: "docker", DataDir: "/data", AgentPath: "/opt/agent", ServerID: "srv", DefaultNetwork: "none",
 		DefaultMemoryMB: 512, DefaultCPUs: 1, PidsLimit: 256, Runtime: "runc",
 	}}
 	cfg, hc, err := p.containerConfig(provider.Spec{
@@ -25,7 +25,7 @@ func TestContainerConfig_HardenedByDefault(t *testing.T) {
 	if diff := cmp.Diff([]string{"A=1", "B=2"}, cfg.Env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
-	wantLabels := map[string]string{"x": "y", provider.LabelManaged: "true", provider.LabelSandbox: "sb-1", provider.LabelServer: "srv"}
+	wantLabels := map[string]string{"x": "y", provider.LabelManaged: "true", provider.LabelSandbox: "sb-1", provider.LabelServer: "srv", labelProvider: "docker"}
 	if diff := cmp.Diff(wantLabels, cfg.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}

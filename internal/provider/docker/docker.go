@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,20 @@ type Config struct {
 	Pull            string        // "missing" (default) or "never"
 	PullTimeout     time.Duration // default 2 minutes
 	User            string        // container user; "" = the image's (root for our images)
+
+	// The fields below let one engine serve several isolation flavours
+	// (docker/runc, gvisor/runsc, kata); see GVisor and Kata.
+
+	// Isolation overrides the isolation kind advertised in Capabilities;
+	// "" derives it from Runtime.
+	Isolation string
+	// NetworkModes lists the network modes this runtime really provides;
+	// nil = none and bridge. A spec asking for another is Invalid.
+	NetworkModes []string
+	// MinMemoryMB and MinPidsLimit reject specs below what the runtime can
+	// start with (a VM's guest kernel, gVisor's host threads); 0 = 6 MB / 0.
+	MinMemoryMB  int
+	MinPidsLimit int64
 }
 
 // Pull policies.
@@ -71,6 +87,8 @@ type Provider struct {
 	log     *slog.Logger
 	cli     *client.Client
 	seccomp string // value for "seccomp=" ("" = engine default)
+
+	rtCheck runtimeCheck
 
 	mu     sync.Mutex
 	agents map[string]*agent.Client // by sandbox id
@@ -97,7 +115,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sb"), 0o700); err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "create docker data dir")
 	}
-	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	var opts []client.Opt
 	if cfg.Host != "" {
 		opts = append(opts, client.WithHost(cfg.Host))
 	} else {
@@ -137,6 +155,12 @@ func withDefaults(cfg Config) (Config, error) {
 	if cfg.Pull == "" {
 		cfg.Pull = PullMissing
 	}
+	if cfg.NetworkModes == nil {
+		cfg.NetworkModes = []string{provider.NetworkNone, provider.NetworkBridge}
+	}
+	if cfg.MinMemoryMB < 6 {
+		cfg.MinMemoryMB = 6
+	}
 	if cfg.PullTimeout == 0 {
 		cfg.PullTimeout = 2 * time.Minute
 	}
@@ -149,6 +173,15 @@ func withDefaults(cfg Config) (Config, error) {
 		return cfg, errs.New(errs.Invalid, "docker provider: agent path %q must be an absolute path", cfg.AgentPath)
 	case cfg.DefaultNetwork != provider.NetworkNone && cfg.DefaultNetwork != provider.NetworkBridge:
 		return cfg, errs.New(errs.Invalid, "docker provider: default network %q is not none or bridge", cfg.DefaultNetwork)
+	case !slices.Contains(cfg.NetworkModes, cfg.DefaultNetwork):
+		return cfg, errs.New(errs.Invalid, "%s provider: default network %q is not one this runtime supports (%s)",
+			cfg.Name, cfg.DefaultNetwork, strings.Join(cfg.NetworkModes, ", "))
+	case cfg.DefaultMemoryMB < cfg.MinMemoryMB:
+		return cfg, errs.New(errs.Invalid, "%s provider: default memory %d MB is below the runtime's minimum of %d MB",
+			cfg.Name, cfg.DefaultMemoryMB, cfg.MinMemoryMB)
+	case cfg.PidsLimit < cfg.MinPidsLimit:
+		return cfg, errs.New(errs.Invalid, "%s provider: pids limit %d is below the runtime's minimum of %d",
+			cfg.Name, cfg.PidsLimit, cfg.MinPidsLimit)
 	case cfg.DefaultMemoryMB < 0 || cfg.DefaultCPUs < 0 || cfg.PidsLimit < 0:
 		return cfg, errs.New(errs.Invalid, "docker provider: negative resource default")
 	case cfg.Pull != PullMissing && cfg.Pull != PullNever:
@@ -196,39 +229,37 @@ func (p *Provider) Close() error {
 // Name returns the configured provider name.
 func (p *Provider) Name() string { return p.cfg.Name }
 
-// Capabilities reports the isolation kind implied by the OCI runtime.
-func (p *Provider) Capabilities() provider.Capabilities {
-	iso := provider.IsolationContainer
-	switch p.cfg.Runtime {
-	case "runsc":
-		iso = provider.IsolationUserspace
-	case "kata", "kata-runtime", "io.containerd.kata.v2":
-		iso = provider.IsolationVM
+// Capabilities reports the isolation kind (configured, else implied by the
+// OCI runtime) and the network modes the runtime provides.
+func (p *Provider) Capabilities() provider.Capabilities { return DeclaredCapabilities(p.cfg) }
+
+// DeclaredCapabilities is what a provider built from cfg advertises; it
+// depends on the config only, never on the host (support matrix, docs).
+func DeclaredCapabilities(cfg Config) provider.Capabilities {
+	iso := cfg.Isolation
+	if iso == "" {
+		iso = isolationOf(cfg.Runtime)
+	}
+	modes := cfg.NetworkModes
+	if modes == nil {
+		modes = []string{provider.NetworkNone, provider.NetworkBridge}
 	}
 	return provider.Capabilities{
 		Isolation:    iso,
-		NetworkModes: []string{provider.NetworkNone, provider.NetworkBridge},
+		NetworkModes: slices.Clone(modes),
 		Features:     []string{"exec", "files", "stats", "logs"},
 		Boundary:     true,
 	}
 }
 
-// Health pings the engine, checks the configured runtime is registered and
-// the agent binary is present.
+// Health pings the engine, checks the configured runtime is registered (or
+// its shim installed) and the agent binary is present.
 func (p *Provider) Health(ctx context.Context) error {
 	if _, err := p.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		return classify(ctx, err, "docker engine unreachable")
 	}
-	runtime := p.cfg.Runtime
-	if runtime == "" {
-		runtime = "runc"
-	}
-	info, err := p.cli.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		return classify(ctx, err, "docker engine info")
-	}
-	if _, ok := info.Info.Runtimes[runtime]; !ok {
-		return errs.New(errs.Unavailable, "docker runtime %q is not registered with the engine", runtime)
+	if err := p.checkRuntime(ctx); err != nil {
+		return err
 	}
 	if fi, err := os.Stat(p.cfg.AgentPath); err != nil || !fi.Mode().IsRegular() {
 		return errs.New(errs.Unavailable, "agent binary %q is missing", p.cfg.AgentPath)

@@ -125,8 +125,11 @@ func TestCreate_FailureLeavesNothing(t *testing.T) {
 				t.Fatal("Create succeeded, want an error")
 			}
 			t.Logf("Create error (%v): %v", errs.ClassOf(err), err)
-			if name == "UnknownRuntime" && errs.ClassOf(err) != errs.Invalid {
-				t.Errorf("unknown runtime: class %v, want Invalid", errs.ClassOf(err))
+			// A runtime the engine does not know is the server's
+			// misconfiguration, not the caller's: 503, like an unhealthy
+			// provider.
+			if name == "UnknownRuntime" && errs.ClassOf(err) != errs.Unavailable {
+				t.Errorf("unknown runtime: class %v, want Unavailable", errs.ClassOf(err))
 			}
 			if name == "AgentExitsAtOnce" && !strings.Contains(err.Error(), "agent-fell-over") {
 				t.Errorf("error lacks the container's last log lines: %v", err)

@@ -94,7 +94,22 @@ func (p *Provider) dropAgent(id string) {
 	}
 }
 
-// List returns every container labelled as ours, in any state.
+// labelProvider names the provider (flavour) that created a container:
+// docker, gvisor and kata share one engine and one server id.
+const labelProvider = "stacyvm.provider"
+
+// owns reports whether a container with labels belongs to this flavour.
+// Containers from before the label existed are the docker provider's.
+func (p *Provider) owns(labels map[string]string) bool {
+	name, ok := labels[labelProvider]
+	if !ok {
+		return p.cfg.Name == "docker"
+	}
+	return name == p.cfg.Name
+}
+
+// List returns every container labelled as ours (this server, this
+// flavour), in any state.
 func (p *Provider) List(ctx context.Context) ([]provider.Handle, error) {
 	f := client.Filters{}
 	f.Add("label", provider.LabelManaged+"=true", provider.LabelServer+"="+p.cfg.ServerID)
@@ -104,6 +119,9 @@ func (p *Provider) List(ctx context.Context) ([]provider.Handle, error) {
 	}
 	out := make([]provider.Handle, 0, len(res.Items))
 	for _, c := range res.Items {
+		if !p.owns(c.Labels) {
+			continue // another flavour's (gvisor, kata) on the same engine
+		}
 		id := c.Labels[provider.LabelSandbox]
 		if validID(id) != nil {
 			p.log.Warn("skipping managed container with a bad sandbox id label", "container", shortID(c.ID))

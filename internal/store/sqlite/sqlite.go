@@ -61,6 +61,8 @@ type Store struct {
 	// busy handler; busy_timeout still arbitrates between processes.
 	writer    chan struct{}
 	sandboxes *sandboxes
+	templates *templates
+	quotas    *quotas
 }
 
 // Open opens (creating if needed) the database file at path and its parent
@@ -93,6 +95,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 
 	s := &Store{db: db, writer: make(chan struct{}, 1)}
 	s.sandboxes = &sandboxes{s: s}
+	s.templates = &templates{s: s}
+	s.quotas = &quotas{s: s}
 	if err := s.init(ctx, abs, o); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -204,6 +208,12 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 
 // Sandboxes returns the sandbox records.
 func (s *Store) Sandboxes() store.Sandboxes { return s.sandboxes }
+
+// Templates returns the template repository.
+func (s *Store) Templates() store.Templates { return s.templates }
+
+// Quotas returns the per-owner quota repository.
+func (s *Store) Quotas() store.Quotas { return s.quotas }
 
 // Ping checks the database file is readable; it reads the header, not only
 // the connection.

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			c.fn(t, s.Sandboxes())
 		})
 	}
+	runTemplatesAndQuotas(t, open)
 }
 
 // at returns a fixed instant plus n minutes. It has microsecond precision,
