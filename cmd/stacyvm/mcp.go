@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"time"
 
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
 	"github.com/stacyvm/stacyvm/internal/mcp"
@@ -36,7 +33,7 @@ func newMCPCmd(g *globals) *cobra.Command {
 			if httpAddr == "" {
 				return mcp.ServeStdio(cmd.Context(), s)
 			}
-			return serveMCPHTTP(cmd, httpAddr, mcp.HTTPHandler(s))
+			return serveMCPHTTP(cmd, httpAddr, s)
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "", "serve streamable HTTP on this loopback address (e.g. 127.0.0.1:7424) instead of stdio")
@@ -44,9 +41,11 @@ func newMCPCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// serveMCPHTTP serves h on addr, which must be a loopback address: the MCP
-// endpoint acts with the CLI's credentials and has no authentication of its own.
-func serveMCPHTTP(cmd *cobra.Command, addr string, h http.Handler) error {
+// serveMCPHTTP serves s on addr, which must be a loopback address: the MCP
+// endpoint acts with the CLI's credentials and has no authentication of its
+// own. It returns once the command's context ends (SIGTERM, Ctrl-C) and the
+// server has shut down.
+func serveMCPHTTP(cmd *cobra.Command, addr string, s *sdk.Server) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return usagef("--http wants HOST:PORT, got %q", addr)
@@ -58,25 +57,6 @@ func serveMCPHTTP(cmd *cobra.Command, addr string, h http.Handler) error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", h)
-	mux.Handle("/", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(cmd.ErrOrStderr(), "stacyvm mcp: serving streamable HTTP on http://%s/mcp\n", l.Addr())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	select {
-	case err := <-done:
-		return err
-	case <-cmd.Context().Done():
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			return err
-		}
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}
+	return mcp.ServeHTTP(cmd.Context(), l, s, mcp.ShutdownGrace)
 }

@@ -168,10 +168,11 @@ func (x *wsExec) run(ctx context.Context, is InteractiveService, id string) {
 	go func() {
 		defer wg.Done()
 		// The client's side: input until it closes or breaks the socket,
-		// which ends the session (the agent kills the process).
-		// Bad messages fail the socket; other errors mean the session
-		// ended under us, and Wait reports how.
-		if err := x.input(ctx, sess); errs.Is(err, errs.Invalid) {
+		// which ends the session (the agent kills the process). A bad
+		// message fails the socket. Input the session can no longer take
+		// (the process exited and the agent closed its end) is dropped:
+		// the exit frame may still be on its way, and Wait reports it.
+		if err := x.input(ctx, sessionInput{sess}); err != nil {
 			x.fail(ctx, err)
 		}
 		sess.Close()
@@ -320,6 +321,27 @@ func (p *procTarget) Signal(name string) error {
 	return p.is.SignalProcess(p.ctx, p.id, p.pid, name)
 }
 
+// sessionInput sends a client's input to a session, dropping input that
+// fails for any reason but a bad message. Such a failure means the agent's
+// end is gone: the process exited (the agent sends the exit frame, then
+// closes) or the connection broke (Wait fails). Either way Wait ends on its
+// own; closing the session here instead would race the exit frame still
+// unread on the connection (a shell fed "...; exit 3" and then EOF used to
+// lose its exit status this way).
+type sessionInput struct{ s *sandbox.Session }
+
+func (in sessionInput) drop(err error) error {
+	if errs.Is(err, errs.Invalid) {
+		return err
+	}
+	return nil
+}
+
+func (in sessionInput) Stdin(p []byte) error        { return in.drop(in.s.Stdin(p)) }
+func (in sessionInput) CloseStdin() error           { return in.drop(in.s.CloseStdin()) }
+func (in sessionInput) Resize(cols, rows int) error { return in.drop(in.s.Resize(cols, rows)) }
+func (in sessionInput) Signal(name string) error    { return in.drop(in.s.Signal(name)) }
+
 // wsTarget is where a client's input goes: a session or a process.
 type wsTarget interface {
 	Stdin(p []byte) error
@@ -330,6 +352,7 @@ type wsTarget interface {
 
 var (
 	_ wsTarget = (*sandbox.Session)(nil)
+	_ wsTarget = sessionInput{}
 	_ wsTarget = (*procTarget)(nil)
 )
 

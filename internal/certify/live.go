@@ -7,11 +7,28 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stacyvm/stacyvm/internal/apiclient"
 	"github.com/stacyvm/stacyvm/internal/errs"
 )
+
+// timeoutScript is the exec the "exec timeout kills" step times out: a
+// shell waiting on a background child, both writing their pids to
+// timeoutPids.
+const timeoutScript = "echo $$ > " + timeoutPids + "; sleep 30 & echo $! >> " + timeoutPids + "; wait"
+
+// timeoutPids is where timeoutScript records its pids inside the sandbox.
+const timeoutPids = "/tmp/stacyvm-certify-timeout.pids"
+
+// aliveScript prints the pids from timeoutPids that still run: present,
+// not a zombie, and still a command line naming sleep (a reused pid is
+// some other program). A missing pid file exits 2.
+const aliveScript = "[ -s " + timeoutPids + " ] || { echo 'pid file " + timeoutPids + " missing' >&2; exit 2; }; " +
+	"for p in $(cat " + timeoutPids + "); do " +
+	"if [ -r /proc/$p/status ] && ! grep -q '^State:.*Z' /proc/$p/status && grep -q sleep /proc/$p/cmdline 2>/dev/null; then echo $p; fi; " +
+	"done; exit 0"
 
 // liveTimeout bounds each live step.
 const liveTimeout = 90 * time.Second
@@ -119,7 +136,11 @@ func runLive(ctx context.Context, s *server, image string, rr *RuntimeResult) {
 	})
 	step("exec timeout kills", func(ctx context.Context) (string, error) {
 		t0 := time.Now()
-		_, err := cl.Exec(ctx, id, apiclient.ExecRequest{Command: "sleep 30", Timeout: "1s"})
+		// The shell and its background child record their pids: the check
+		// then looks at exactly those, never at a process list, which on a
+		// runtime sharing the host's /proc (proot) shows every process on
+		// the machine, other sandboxes' and other programs' "sleep 30" too.
+		_, err := cl.Exec(ctx, id, apiclient.ExecRequest{Command: timeoutScript, Timeout: "1s"})
 		var ae *apiclient.APIError
 		if !errors.As(err, &ae) || ae.Class() != errs.Timeout {
 			return "", fmt.Errorf("got %v, want a 408 TIMEOUT", err)
@@ -127,11 +148,25 @@ func runLive(ctx context.Context, s *server, image string, rr *RuntimeResult) {
 		if el := time.Since(t0); el > 10*time.Second {
 			return "", fmt.Errorf("timeout answered after %v", el)
 		}
-		res, err := cl.Exec(ctx, id, apiclient.ExecRequest{Command: "ps 2>/dev/null | grep -c '[s]leep 30' || true"})
-		if err == nil && res.Stdout != "" && res.Stdout != "0\n" {
-			return "", fmt.Errorf("the timed-out process is still running (%q)", res.Stdout)
+		// SIGKILLed processes may take a moment to be gone (reaped or a
+		// zombie, which aliveScript does not count).
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			res, err := cl.Exec(ctx, id, apiclient.ExecRequest{Command: aliveScript})
+			if err != nil {
+				return "", fmt.Errorf("checking the timed-out processes: %w", err)
+			}
+			if res.ExitCode != 0 {
+				return "", fmt.Errorf("checking the timed-out processes: exit %d: %s", res.ExitCode, res.Stderr)
+			}
+			if res.Stdout == "" {
+				return "408 after 1s timeout; the shell and its background child are gone", nil
+			}
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("the timed-out processes are still running 5s after the 408 (pids %q)", strings.TrimSpace(res.Stdout))
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return "408 after 1s timeout", nil
 	})
 	step("files write/read/list", func(ctx context.Context) (string, error) {
 		want := []byte("certified \x00\xff binary\n")

@@ -20,6 +20,9 @@ const (
 	// TierExperimental: passes the suite but is no isolation boundary, or
 	// is for tests only.
 	TierExperimental = "Experimental"
+	// TierNotYet: code exists (e.g. an API client) but the provider refuses
+	// to run on it with a typed "not supported yet" error.
+	TierNotYet = "Not supported yet"
 )
 
 // MatrixEntry is one provider's row, from its declared capabilities.
@@ -42,7 +45,8 @@ func Matrix(entries []MatrixEntry) string {
 	b.WriteString("it is a security boundary. **Host-certified**: implemented and unit-tested; supported on hosts\n")
 	b.WriteString("where `stacyvm certify runtime NAME` passes (this project's CI machines cannot run it).\n")
 	b.WriteString("**Preview**: works, shape may change. **Experimental**: passes the suite but is no isolation\n")
-	b.WriteString("boundary, or is for tests only.\n\n")
+	b.WriteString("boundary, or is for tests only. **Not supported yet**: code exists but sandboxes cannot run on it;\n")
+	b.WriteString("selecting it is a typed error.\n\n")
 	b.WriteString("| provider | runtime | tier | isolation | security boundary | network modes | features | notes |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, e := range entries {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -70,11 +69,6 @@ func ServeStdio(ctx context.Context, s *sdk.Server) error {
 		return nil
 	}
 	return err
-}
-
-// HTTPHandler serves MCP's streamable HTTP transport for s.
-func HTTPHandler(s *sdk.Server) http.Handler {
-	return sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, nil)
 }
 
 type tools struct {

@@ -167,18 +167,14 @@ func TestMCP_StreamableHTTP(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("mcp --http did not exit cleanly on SIGTERM: %v\n%s", err, log.String())
-			}
-		case <-time.After(10 * time.Second):
+		case <-exited:
+		default:
 			_ = cmd.Process.Kill()
-			t.Errorf("mcp --http did not stop on SIGTERM")
+			<-exited
 		}
 	})
 	endpoint := fmt.Sprintf("http://%s/mcp", addr)
@@ -204,6 +200,46 @@ func TestMCP_StreamableHTTP(t *testing.T) {
 	exchange(t, ctx, session)
 	_ = session.Close()
 	checkNoLeak(t, before)
+
+	// SIGTERM stops the server at once and cleanly, even with a session whose
+	// standalone SSE stream is open and a connection that never sent a
+	// request (net/http's Shutdown would wait 5s for it).
+	idle, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatalf("second session: %v", err)
+	}
+	defer idle.Close()
+	if _, err := idle.ListTools(ctx, nil); err != nil {
+		t.Fatalf("tools/list on the second session: %v", err)
+	}
+	unused, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unused.Close()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("mcp --http did not exit cleanly on SIGTERM: %v\n%s", err, log.String())
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("mcp --http took %v to stop on SIGTERM", took)
+		}
+		t.Logf("SIGTERM with an open session and an unused connection: exit after %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Errorf("mcp --http did not stop within 10s of SIGTERM:\n%s", log.String())
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- idle.Wait() }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Errorf("the open session did not end when the server stopped")
+	}
 }
 
 func TestMCP_HTTPRefusesNonLoopback(t *testing.T) {

@@ -158,6 +158,19 @@ func (s *suite) testExec(t *testing.T) {
 		}
 		waitGone(t, c, "timeout-gc.pid")
 	})
+	t.Run("TimeoutKillsBackgroundTree", func(t *testing.T) {
+		t.Parallel()
+		// A background child and a grandchild in a background subshell:
+		// the timeout kills the whole tree, not only the exec's shell.
+		script := "sleep 61 & echo $! > timeout-tree-child.pid; " +
+			"(sleep 62 & echo $! > timeout-tree-grandchild.pid; wait) & wait"
+		_, _, res := run(t, c, agent.ExecRequest{Argv: sh(script), TimeoutMS: 1000})
+		if !res.TimedOut || res.ExitCode != -1 {
+			t.Errorf("result = %+v, want TimedOut with exit code -1", res)
+		}
+		waitGone(t, c, "timeout-tree-child.pid")
+		waitGone(t, c, "timeout-tree-grandchild.pid")
+	})
 	t.Run("CancelKillsProcessGroup", func(t *testing.T) {
 		t.Parallel()
 		cctx, cancel := context.WithCancel(ctx)
