@@ -203,24 +203,7 @@ func buildProviders(ctx context.Context, cfg *config.Config, serverID, agentPath
 	}
 	pc := cfg.Providers
 	if pc.Docker.Enabled {
-		dc := pc.Docker
-		p, err := docker.New(ctx, docker.Config{
-			Name:            "docker",
-			Host:            dc.Host,
-			Runtime:         dc.Runtime,
-			DataDir:         filepath.Join(cfg.DataDir, "docker"),
-			AgentPath:       agentPath,
-			ServerID:        serverID,
-			DefaultNetwork:  dc.NetworkMode,
-			DefaultMemoryMB: dc.MemoryMB,
-			DefaultCPUs:     dc.CPUs,
-			PidsLimit:       int64(dc.PidsLimit),
-			ReadOnlyRootfs:  dc.ReadOnlyRootfs,
-			SeccompProfile:  dc.SeccompProfile,
-			Pull:            dc.Pull,
-			PullTimeout:     dc.PullTimeout.Std(),
-			User:            dc.User,
-		}, log.With("provider", "docker"))
+		p, err := docker.New(ctx, dockerFlavourConfig("docker", pc.Docker, cfg.DataDir, agentPath, serverID), log.With("provider", "docker"))
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("docker provider: %w", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/dockerhost"
 )
 
 // Paths inside every container.
@@ -115,15 +116,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sb"), 0o700); err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "create docker data dir")
 	}
-	var opts []client.Opt
-	if cfg.Host != "" {
-		opts = append(opts, client.WithHost(cfg.Host))
-	} else {
-		// The one documented exception to "only config reads the
-		// environment": Docker's own DOCKER_HOST/DOCKER_TLS_* conventions.
-		opts = append(opts, client.FromEnv)
-	}
-	cli, err := client.New(opts...)
+	cli, err := dockerhost.NewClient(cfg.Host)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "docker client for host %q", cfg.Host)
 	}
@@ -277,18 +270,7 @@ func socketPath(dataDir, id string) string {
 func containerName(id string) string { return "stacyvm-" + id }
 
 // validID accepts ids that are safe as a path element and a container name.
-func validID(id string) error {
-	if id == "" || len(id) > MaxSandboxIDLen {
-		return errs.New(errs.Invalid, "sandbox id must be 1 to %d characters", MaxSandboxIDLen)
-	}
-	for i, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_' || r == '.'))
-		if !ok {
-			return errs.New(errs.Invalid, "sandbox id %q has characters outside [A-Za-z0-9_.-]", id)
-		}
-	}
-	return nil
-}
+func validID(id string) error { return provider.ValidSandboxID(id, MaxSandboxIDLen) }
 
 var (
 	_ provider.Provider      = (*Provider)(nil)

@@ -2,7 +2,6 @@ package mock
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"os"
 	"os/exec"
@@ -15,9 +14,8 @@ import (
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
-
-const readyTimeout = 30 * time.Second
 
 // Create makes <DataDir>/mock/<id>/root, starts the agent in its own
 // session with a clean environment, waits for its first answer and records
@@ -51,11 +49,8 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 	if err != nil {
 		return h, err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return h, errs.New(errs.Conflict, "sandbox %s already exists", spec.SandboxID)
-		}
-		return h, errs.Wrap(errs.Internal, err, "create sandbox dir")
+	if err := hostproc.MkdirSandbox(dir, spec.SandboxID); err != nil {
+		return h, err
 	}
 	var undo []func()
 	defer func() {
@@ -74,9 +69,9 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
 		return h, errs.Wrap(errs.Internal, err, "create sandbox root")
 	}
-	console, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	console, err := hostproc.OpenConsole(dir)
 	if err != nil {
-		return h, errs.Wrap(errs.Internal, err, "open console log")
+		return h, err
 	}
 	sock := p.socket(spec.SandboxID)
 	cmd := exec.Command(p.cfg.AgentPath, "--root", root, "--listen", "unix://"+sock, "--workdir", "/workspace")
@@ -89,16 +84,11 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 	if err != nil {
 		return h, errs.Wrap(errs.Unavailable, err, "start mock agent")
 	}
-	pr := &proc{pid: cmd.Process.Pid, done: make(chan struct{})}
-	go func() { // owned by pr: exits when the agent does
-		cmd.Wait()
-		pr.exitCode = cmd.ProcessState.ExitCode()
-		close(pr.done)
-	}()
+	pr := hostproc.Reap(cmd)
 	undo = append(undo, func() {
-		killSession(pr.pid)
+		hostproc.KillSession(pr.PID)
 		select {
-		case <-pr.done:
+		case <-pr.Done:
 		case <-time.After(5 * time.Second):
 		}
 	})
@@ -113,20 +103,18 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 
 	ac := agent.NewUnixClient(sock)
 	undo = append(undo, ac.Close)
-	if err := p.waitReady(ctx, ac, pr, dir); err != nil {
+	if err := hostproc.WaitReady(ctx, ac, pr, filepath.Join(dir, hostproc.ConsoleLog), "mock agent"); err != nil {
 		return h, err
 	}
 	st := state{
-		SandboxID: spec.SandboxID, ServerID: p.cfg.ServerID, PID: pr.pid,
+		SandboxID: spec.SandboxID, ServerID: p.cfg.ServerID, PID: pr.PID,
 		Socket: sock, Root: root, StartedAt: time.Now().UTC(), Labels: spec.Labels,
 	}
 	if err := writeState(dir, st); err != nil {
 		return h, errs.Wrap(errs.Internal, err, "write mock state")
 	}
-	p.mu.Lock()
-	p.agents[spec.SandboxID] = ac
-	p.mu.Unlock()
-	p.log.Info("mock sandbox ready", "sandbox_id", spec.SandboxID, "pid", pr.pid)
+	p.agents.Put(spec.SandboxID, ac)
+	p.log.Info("mock sandbox ready", "sandbox_id", spec.SandboxID, "pid", pr.PID)
 	return p.handle(st), nil
 }
 
@@ -145,30 +133,4 @@ func cleanEnv(spec map[string]string, home string) ([]string, error) {
 		out = append(out, k+"="+env[k])
 	}
 	return out, nil
-}
-
-func (p *Provider) waitReady(ctx context.Context, ac *agent.Client, pr *proc, dir string) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	delay := 2 * time.Millisecond
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := ac.Ping(pctx)
-		pcancel()
-		if err == nil {
-			return nil
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-pr.done:
-			t.Stop()
-			lines, _ := tailFile(filepath.Join(dir, "console.log"), 20)
-			return errs.New(errs.Internal, "mock agent exited during start (exit code %d): %s", pr.exitCode, strings.Join(lines, " | "))
-		case <-ctx.Done():
-			t.Stop()
-			return errs.Wrap(errs.Timeout, err, "mock agent did not answer in time")
-		case <-t.C:
-		}
-		delay = min(delay*2, 50*time.Millisecond)
-	}
 }

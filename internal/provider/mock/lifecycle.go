@@ -1,20 +1,15 @@
 package mock
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
+	"slices"
 
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
 
 // Inspect reads handle.json and checks that its pid is alive and is still
@@ -25,27 +20,10 @@ func (p *Provider) Inspect(ctx context.Context, h provider.Handle) (provider.Sta
 		return provider.Status{}, err
 	}
 	st, err := p.readState(h.SandboxID)
-	if errors.Is(err, os.ErrNotExist) {
-		return provider.Status{State: provider.RuntimeMissing}, nil
-	}
-	if err != nil {
-		return provider.Status{}, err
-	}
-	if p.isOurAgent(st) {
-		return provider.Status{State: provider.RuntimeRunning, StartedAt: st.StartedAt}, nil
-	}
-	code := -1
 	p.mu.Lock()
 	pr := p.procs[h.SandboxID]
 	p.mu.Unlock()
-	if pr != nil {
-		select {
-		case <-pr.done:
-			code = pr.exitCode
-		default:
-		}
-	}
-	return provider.Status{State: provider.RuntimeStopped, StartedAt: st.StartedAt, ExitCode: code, Detail: "agent process is gone"}, nil
+	return hostproc.Inspect(err, st.StartedAt, func() bool { return p.isOurAgent(st) }, pr, func() string { return "agent process is gone" })
 }
 
 // isOurAgent reports whether st.PID is a live (not zombie) process running
@@ -54,23 +32,8 @@ func (p *Provider) isOurAgent(st state) bool {
 	if st.PID <= 0 {
 		return false
 	}
-	if s, ok := procStat(st.PID); !ok || s.state == "Z" {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + itoa(st.PID) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	if len(args) == 0 || args[0] != p.cfg.AgentPath {
-		return false
-	}
-	for _, a := range args {
-		if a == "unix://"+st.Socket {
-			return true
-		}
-	}
-	return false
+	args, ok := hostproc.AgentArgs(st.PID, p.cfg.AgentPath)
+	return ok && slices.Contains(args, "unix://"+st.Socket)
 }
 
 // Destroy kills every process in the agent's session (the agent and all
@@ -79,30 +42,26 @@ func (p *Provider) Destroy(ctx context.Context, h provider.Handle) error {
 	if err := validID(h.SandboxID); err != nil {
 		return err
 	}
+	p.agents.Drop(h.SandboxID)
 	p.mu.Lock()
-	ac := p.agents[h.SandboxID]
-	delete(p.agents, h.SandboxID)
 	pr := p.procs[h.SandboxID]
 	delete(p.procs, h.SandboxID)
 	p.mu.Unlock()
-	if ac != nil {
-		ac.Close()
-	}
 	st, err := p.readState(h.SandboxID)
 	switch {
 	case err == nil && p.isOurAgent(st):
-		killSession(st.PID)
+		hostproc.KillSession(st.PID)
 	case pr != nil:
-		killSession(pr.pid)
+		hostproc.KillSession(pr.PID)
 	}
 	if pr != nil {
 		select {
-		case <-pr.done:
+		case <-pr.Done:
 		case <-ctx.Done():
 			return errs.Wrap(errs.Timeout, ctx.Err(), "mock agent did not exit")
 		}
 	} else if err == nil {
-		waitGone(ctx, st.PID)
+		hostproc.WaitGone(ctx, st.PID)
 	}
 	if err := os.RemoveAll(p.dir(h.SandboxID)); err != nil {
 		return errs.Wrap(errs.Internal, err, "remove mock sandbox dir")
@@ -112,22 +71,7 @@ func (p *Provider) Destroy(ctx context.Context, h provider.Handle) error {
 
 // List returns the sandboxes whose handle.json names this server.
 func (p *Provider) List(ctx context.Context) ([]provider.Handle, error) {
-	ents, err := os.ReadDir(filepath.Join(p.cfg.DataDir, "mock"))
-	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, err, "read mock data dir")
-	}
-	out := []provider.Handle{}
-	for _, e := range ents {
-		if !e.IsDir() || validID(e.Name()) != nil {
-			continue
-		}
-		st, err := p.readState(e.Name())
-		if err != nil || st.ServerID != p.cfg.ServerID || st.SandboxID != e.Name() {
-			continue // being created, corrupt, or another server's
-		}
-		out = append(out, p.handle(st))
-	}
-	return out, nil
+	return hostproc.List(filepath.Join(p.cfg.DataDir, "mock"), "mock", p.cfg.ServerID, validID, p.readState, p.handle)
 }
 
 // Agent returns the cached client for h's agent; NotFound once destroyed.
@@ -135,18 +79,7 @@ func (p *Provider) Agent(ctx context.Context, h provider.Handle) (*agent.Client,
 	if err := validID(h.SandboxID); err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c := p.agents[h.SandboxID]; c != nil {
-		return c, nil
-	}
-	sock := p.socket(h.SandboxID)
-	if _, err := os.Stat(sock); err != nil {
-		return nil, errs.Wrap(errs.NotFound, err, "sandbox %s has no agent socket", h.SandboxID)
-	}
-	c := agent.NewUnixClient(sock)
-	p.agents[h.SandboxID] = c
-	return c, nil
+	return p.agents.Unix(h.SandboxID, p.socket(h.SandboxID))
 }
 
 // Logs returns the last lines of the agent's console.log.
@@ -154,92 +87,5 @@ func (p *Provider) Logs(ctx context.Context, h provider.Handle, lines int) ([]st
 	if err := validID(h.SandboxID); err != nil {
 		return nil, err
 	}
-	if lines <= 0 {
-		lines = 100
-	}
-	out, err := tailFile(filepath.Join(p.dir(h.SandboxID), "console.log"), lines)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, errs.New(errs.NotFound, "sandbox %s has no console log", h.SandboxID)
-	}
-	return out, err
+	return hostproc.Logs(p.dir(h.SandboxID), h.SandboxID, lines)
 }
-
-func tailFile(path string, lines int) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	const window = 1 << 20
-	if fi, err := f.Stat(); err == nil && fi.Size() > window {
-		f.Seek(fi.Size()-window, io.SeekStart)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "read console log")
-	}
-	b = bytes.TrimRight(b, "\n")
-	if len(b) == 0 {
-		return []string{}, nil
-	}
-	all := strings.Split(string(b), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return all, nil
-}
-
-type pstat struct {
-	state   string
-	session int
-}
-
-// procStat parses /proc/<pid>/stat (fields after the parenthesised comm).
-func procStat(pid int) (pstat, bool) {
-	b, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
-	if err != nil {
-		return pstat{}, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return pstat{}, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 4 {
-		return pstat{}, false
-	}
-	sid, _ := strconv.Atoi(f[3])
-	return pstat{state: f[0], session: sid}, true
-}
-
-// killSession SIGKILLs the session leader sid and every process in its
-// session (exec'd commands run in their own process groups, same session).
-func killSession(sid int) {
-	if sid <= 1 {
-		return
-	}
-	syscall.Kill(-sid, syscall.SIGKILL)
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if s, ok := procStat(pid); ok && s.session == sid {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// waitGone waits (bounded) until pid has exited or is a zombie.
-func waitGone(ctx context.Context, pid int) {
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if s, ok := procStat(pid); !ok || s.state == "Z" {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }

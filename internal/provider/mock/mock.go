@@ -6,16 +6,16 @@ package mock
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
 
 // Config configures the mock provider.
@@ -41,16 +41,10 @@ type Provider struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	agents map[string]*agent.Client // by sandbox id
-	procs  map[string]*proc         // children started by this instance
-}
+	agents hostproc.Clients // by sandbox id
 
-// proc is an agent process this instance started and reaps.
-type proc struct {
-	pid      int
-	done     chan struct{} // closed once reaped
-	exitCode int           // valid after done
+	mu    sync.Mutex
+	procs map[string]*hostproc.Proc // children started by this instance
 }
 
 // state is the handle.json persisted next to each sandbox, so a new
@@ -92,21 +86,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 		return nil, errs.Wrap(errs.Internal, err, "create mock data dir")
 	}
 	return &Provider{
-		cfg:    cfg,
-		log:    log.With("provider", cfg.Name),
-		agents: map[string]*agent.Client{},
-		procs:  map[string]*proc{},
+		cfg:   cfg,
+		log:   log.With("provider", cfg.Name),
+		procs: map[string]*hostproc.Proc{},
 	}, nil
 }
 
 // Close releases cached agent clients. Sandboxes keep running.
 func (p *Provider) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, c := range p.agents {
-		c.Close()
-		delete(p.agents, id)
-	}
+	p.agents.CloseAll()
 	return nil
 }
 
@@ -141,48 +129,26 @@ func (p *Provider) Health(ctx context.Context) error {
 func (p *Provider) dir(id string) string    { return filepath.Join(p.cfg.DataDir, "mock", id) }
 func (p *Provider) socket(id string) string { return filepath.Join(p.dir(id), "agent.sock") }
 
-func validID(id string) error {
-	if id == "" || len(id) > maxIDLen {
-		return errs.New(errs.Invalid, "sandbox id must be 1 to %d characters", maxIDLen)
-	}
-	for i, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_' || r == '.'))
-		if !ok {
-			return errs.New(errs.Invalid, "sandbox id %q has characters outside [A-Za-z0-9_.-]", id)
-		}
-	}
-	return nil
-}
+func validID(id string) error { return provider.ValidSandboxID(id, maxIDLen) }
+
+// Owner names the server and sandbox the state belongs to.
+func (st state) Owner() (serverID, sandboxID string) { return st.ServerID, st.SandboxID }
 
 func (p *Provider) readState(id string) (state, error) {
 	var st state
-	b, err := os.ReadFile(filepath.Join(p.dir(id), "handle.json"))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, errs.Wrap(errs.Internal, err, "corrupt mock state for %s", id)
-	}
-	return st, nil
+	err := hostproc.ReadState(filepath.Join(p.dir(id), "handle.json"), &st, "mock state for "+id)
+	return st, err
 }
 
 func writeState(dir string, st state) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "handle.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "handle.json"))
+	return hostproc.WriteState(filepath.Join(dir, "handle.json"), st)
 }
 
 func (p *Provider) handle(st state) provider.Handle {
 	return provider.Handle{
 		Provider:  p.cfg.Name,
 		SandboxID: st.SandboxID,
-		RuntimeID: "pid-" + itoa(st.PID),
+		RuntimeID: "pid-" + strconv.Itoa(st.PID),
 		Data:      map[string]string{"socket": st.Socket, "root": st.Root},
 	}
 }

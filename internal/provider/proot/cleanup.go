@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
 
 // RemoveAll destroys every proot sandbox under dataDir (the provider's data
@@ -33,8 +35,8 @@ func RemoveAll(ctx context.Context, dataDir string) error {
 		dir := filepath.Join(dataDir, "sb", id)
 		if b, err := os.ReadFile(filepath.Join(dir, "handle.json")); err == nil {
 			if pid := pidOf(b); pid > 1 && agentRoot(pid) == filepath.Join(dir, "root") {
-				killSession(pid)
-				waitGone(ctx, pid)
+				hostproc.KillSession(pid)
+				hostproc.WaitGone(ctx, pid)
 			}
 		}
 		if g != nil {

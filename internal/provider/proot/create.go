@@ -15,10 +15,8 @@ import (
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
-
-// readyTimeout bounds the wait for the agent's first answer.
-const readyTimeout = 30 * time.Second
 
 // joinScript is run by the host's /bin/sh: it moves itself into the
 // sandbox's cgroups ($1, space-separated cgroup.procs files) and then
@@ -75,11 +73,8 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 		}
 	}()
 	dir := p.dir(spec.SandboxID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return h, errs.New(errs.Conflict, "sandbox %s already exists", spec.SandboxID)
-		}
-		return h, errs.Wrap(errs.Internal, err, "create sandbox dir")
+	if err := hostproc.MkdirSandbox(dir, spec.SandboxID); err != nil {
+		return h, err
 	}
 	undo = append(undo, func() { forceRemoveAll(dir) })
 	root := filepath.Join(dir, "root")
@@ -97,9 +92,9 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 	if err := os.Mkdir(run, 0o700); err != nil {
 		return h, errs.Wrap(errs.Internal, err, "create sandbox run dir")
 	}
-	console, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	console, err := hostproc.OpenConsole(dir)
 	if err != nil {
-		return h, errs.Wrap(errs.Internal, err, "open console log")
+		return h, err
 	}
 	defer console.Close()
 
@@ -131,16 +126,11 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 	if err := cmd.Start(); err != nil {
 		return h, errs.Wrap(errs.Unavailable, err, "start proot sandbox agent")
 	}
-	pr := &proc{pid: cmd.Process.Pid, done: make(chan struct{})}
-	go func() { // owned by pr: ends when proot does
-		cmd.Wait()
-		pr.code = cmd.ProcessState.ExitCode()
-		close(pr.done)
-	}()
+	pr := hostproc.Reap(cmd)
 	undo = append(undo, func() {
-		p.killTree(context.Background(), spec.SandboxID, pr.pid)
+		p.killTree(context.Background(), spec.SandboxID, pr.PID)
 		select {
-		case <-pr.done:
+		case <-pr.Done:
 		case <-time.After(5 * time.Second):
 		}
 	})
@@ -155,23 +145,18 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 
 	ac := agent.NewUnixClient(p.socket(spec.SandboxID))
 	undo = append(undo, ac.Close)
-	if err := p.waitReady(ctx, ac, pr, dir); err != nil {
+	if err := hostproc.WaitReady(ctx, ac, pr, filepath.Join(dir, hostproc.ConsoleLog), "proot agent"); err != nil {
 		return h, err
 	}
 	st := state{
-		SandboxID: spec.SandboxID, ServerID: p.cfg.ServerID, PID: pr.pid, Root: root,
+		SandboxID: spec.SandboxID, ServerID: p.cfg.ServerID, PID: pr.PID, Root: root,
 		Image: spec.Image, ImageID: img.ID, StartedAt: time.Now().UTC(), Labels: spec.Labels,
 	}
 	if err := writeState(dir, st); err != nil {
 		return h, errs.Wrap(errs.Internal, err, "write proot state")
 	}
-	p.mu.Lock()
-	if old := p.agents[spec.SandboxID]; old != nil {
-		old.Close()
-	}
-	p.agents[spec.SandboxID] = ac
-	p.mu.Unlock()
-	log.Info("proot sandbox ready", "pid", pr.pid, "image", spec.Image, "rootfs", mode, "ms", time.Since(start).Milliseconds())
+	p.agents.Put(spec.SandboxID, ac)
+	log.Info("proot sandbox ready", "pid", pr.PID, "image", spec.Image, "rootfs", mode, "ms", time.Since(start).Milliseconds())
 	return p.handle(st), nil
 }
 
@@ -256,30 +241,4 @@ func sandboxEnv(image []string, spec map[string]string) ([]string, error) {
 		out = append(out, k+"="+env[k])
 	}
 	return out, nil
-}
-
-func (p *Provider) waitReady(ctx context.Context, ac *agent.Client, pr *proc, dir string) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	delay := 2 * time.Millisecond
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := ac.Ping(pctx)
-		pcancel()
-		if err == nil {
-			return nil
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-pr.done:
-			t.Stop()
-			lines, _ := tailFile(filepath.Join(dir, "console.log"), 20)
-			return errs.New(errs.Internal, "proot agent exited during start (exit code %d): %s", pr.code, strings.Join(lines, " | "))
-		case <-ctx.Done():
-			t.Stop()
-			return errs.Wrap(errs.Timeout, err, "proot agent did not answer in time")
-		case <-t.C:
-		}
-		delay = min(delay*2, 50*time.Millisecond)
-	}
 }

@@ -31,7 +31,6 @@ package proot
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -43,9 +42,10 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/dockerhost"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
 
 // NetworkHost is the only network mode: sandboxes share the host's network.
@@ -89,16 +89,10 @@ type Provider struct {
 	imgMu    sync.Mutex
 	building map[string]*sync.Mutex // per image id
 
-	mu     sync.Mutex
-	agents map[string]*agent.Client // by sandbox id
-	procs  map[string]*proc         // processes this instance started
-}
+	agents hostproc.Clients // by sandbox id
 
-// proc is a proot process this instance started and reaps.
-type proc struct {
-	pid  int
-	done chan struct{}
-	code int
+	mu    sync.Mutex
+	procs map[string]*hostproc.Proc // processes this instance started
 }
 
 // state is handle.json.
@@ -132,13 +126,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 			return nil, errs.Wrap(errs.Internal, err, "create proot data dir")
 		}
 	}
-	var opts []client.Opt
-	if cfg.DockerHost != "" {
-		opts = append(opts, client.WithHost(cfg.DockerHost))
-	} else {
-		opts = append(opts, client.FromEnv) // Docker's own DOCKER_HOST convention
-	}
-	cli, err := client.New(opts...)
+	cli, err := dockerhost.NewClient(cfg.DockerHost)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "docker client for host %q", cfg.DockerHost)
 	}
@@ -147,8 +135,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 		log:      log.With("provider", cfg.Name),
 		cli:      cli,
 		building: map[string]*sync.Mutex{},
-		agents:   map[string]*agent.Client{},
-		procs:    map[string]*proc{},
+		procs:    map[string]*hostproc.Proc{},
 	}
 	p.binary, _ = exec.LookPath(cfg.Binary)
 	p.cgroups = probeCgroups("stacyvm-proot")
@@ -196,12 +183,7 @@ func withDefaults(cfg Config) (Config, error) {
 
 // Close releases cached clients. Sandboxes keep running.
 func (p *Provider) Close() error {
-	p.mu.Lock()
-	for id, c := range p.agents {
-		c.Close()
-		delete(p.agents, id)
-	}
-	p.mu.Unlock()
+	p.agents.CloseAll()
 	return p.cli.Close()
 }
 
@@ -263,41 +245,19 @@ func (p *Provider) dir(id string) string    { return filepath.Join(p.cfg.DataDir
 func (p *Provider) socket(id string) string { return filepath.Join(p.dir(id), "run", socketName) }
 
 // validID accepts ids that are safe as a path element.
-func validID(id string) error {
-	if id == "" || len(id) > MaxSandboxIDLen {
-		return errs.New(errs.Invalid, "sandbox id must be 1 to %d characters", MaxSandboxIDLen)
-	}
-	for i, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_' || r == '.'))
-		if !ok {
-			return errs.New(errs.Invalid, "sandbox id %q has characters outside [A-Za-z0-9_.-]", id)
-		}
-	}
-	return nil
-}
+func validID(id string) error { return provider.ValidSandboxID(id, MaxSandboxIDLen) }
+
+// Owner names the server and sandbox the state belongs to.
+func (st state) Owner() (serverID, sandboxID string) { return st.ServerID, st.SandboxID }
 
 func (p *Provider) readState(id string) (state, error) {
 	var st state
-	b, err := os.ReadFile(filepath.Join(p.dir(id), "handle.json"))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, errs.Wrap(errs.Internal, err, "corrupt proot state for %s", id)
-	}
-	return st, nil
+	err := hostproc.ReadState(filepath.Join(p.dir(id), "handle.json"), &st, "proot state for "+id)
+	return st, err
 }
 
 func writeState(dir string, st state) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "handle.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "handle.json"))
+	return hostproc.WriteState(filepath.Join(dir, "handle.json"), st)
 }
 
 func (p *Provider) handle(st state) provider.Handle {

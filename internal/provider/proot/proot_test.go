@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -276,6 +277,78 @@ func TestDestroyKillsWholeTree(t *testing.T) {
 	}
 	if mounts, _ := os.ReadFile("/proc/self/mounts"); strings.Contains(string(mounts), filepath.Join(dataDir, "sb", h.SandboxID)) {
 		t.Errorf("the sandbox's overlay is still mounted after Destroy")
+	}
+}
+
+// TestExecTimeoutKillsWholeTree: an exec's timeout kills, as seen from the
+// host, the exec's shell, its background child, a grandchild in a subshell,
+// the wrapper's shell and the exec's proot tracer; the agent and the sandbox
+// live on. (PRoot shares the host's /proc: pids written inside are host
+// pids. certify once counted `ps | grep sleep` inside the sandbox, which
+// lists every process on the machine, and failed whenever anything else on
+// the host ran "sleep 30…"; the processes themselves were gone.)
+func TestExecTimeoutKillsWholeTree(t *testing.T) {
+	dataDir := shortTempDir(t)
+	p := newProvider(t, dataDir)
+	h, c := sandbox(t, p, spec())
+	root := filepath.Join(dataDir, "sb", h.SandboxID, "root")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	script := "echo $$ $PPID > /workspace/tree.pids; sleep 61 & echo $! >> /workspace/tree.pids; " +
+		"(sleep 62 & echo $! >> /workspace/tree.pids; wait) & echo $! >> /workspace/tree.pids; wait"
+	start := time.Now()
+	res, err := c.Exec(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-c", script}, TimeoutMS: 1000}, io.Discard, io.Discard)
+	if err != nil || !res.TimedOut || res.ExitCode != -1 {
+		t.Fatalf("exec = %+v, %v; want it to end by its timeout", res, err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("timed-out exec returned after %v", el)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "workspace", "tree.pids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("pid file %q", b)
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) != 5 { // shell, wrapper shell, child, grandchild, subshell
+		t.Fatalf("pid file %q, want 5 pids", b)
+	}
+	running := func(pid int) bool {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		return err == nil && !strings.Contains(string(st), ") Z")
+	}
+	tracers := func() []int { // this sandbox's proot processes
+		var out []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			cl, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if strings.Contains(string(cl), "\x00-r\x00"+root+"\x00") {
+				pid, _ := strconv.Atoi(e.Name())
+				out = append(out, pid)
+			}
+		}
+		return out
+	}
+	var left []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left = slices.DeleteFunc(append(slices.Clone(pids), tracers()...), func(pid int) bool { return !running(pid) })
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, pid := range left {
+		cl, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		t.Errorf("pid %d (%q) still runs 5s after the exec timed out", pid, cl)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if out, code := sh(t, c, "echo alive"); out != "alive\n" || code != 0 {
+		t.Errorf("exec after the timeout = %q exit %d; the sandbox should live on", out, code)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +16,11 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/provider/dockerhost"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
 
 // image is one cached, exported image.
@@ -110,33 +110,8 @@ func (p *Provider) export(ctx context.Context, ref string, img image, dir string
 	if err := os.MkdirAll(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
 		return errs.Wrap(errs.Internal, err, "create image cache dir")
 	}
-	// Entrypoint/Cmd are irrelevant (never started) but needed for images
-	// that have neither.
-	res, err := p.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: &container.Config{Image: ref, Entrypoint: []string{"/nonexistent"}, Labels: map[string]string{"stacyvm.proot_export": "1"}},
-	})
-	if err != nil {
-		return errs.Wrap(errs.Invalid, err, "image %s cannot be exported", ref)
-	}
-	defer func() {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer rcancel()
-		p.cli.ContainerRemove(rctx, res.ID, client.ContainerRemoveOptions{Force: true})
-	}()
-	rc, err := p.cli.ContainerExport(ctx, res.ID, client.ContainerExportOptions{})
-	if err != nil {
-		return errs.Wrap(errs.Unavailable, err, "export image %s", ref)
-	}
-	defer rc.Close()
-	// GNU tar, as root, restores owners and modes exactly; it refuses
-	// members that climb out with "..", and absolute names are made
-	// relative.
-	tar := exec.CommandContext(ctx, "tar", "--numeric-owner", "-x", "-C", filepath.Join(tmp, "rootfs"))
-	tar.Stdin = rc
-	var stderr bytes.Buffer
-	tar.Stderr = &limited{w: &stderr, n: 4096}
-	if err := tar.Run(); err != nil {
-		return errs.Wrap(errs.Internal, err, "unpack image %s: %s", ref, strings.TrimSpace(stderr.String()))
+	if err := dockerhost.Unpack(ctx, p.cli, ref, filepath.Join(tmp, "rootfs"), "stacyvm.proot_export", "cannot be exported"); err != nil {
+		return err
 	}
 	meta, _ := json.Marshal(img)
 	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), meta, 0o600); err != nil {
@@ -183,7 +158,7 @@ func (p *Provider) makeRoot(ctx context.Context, image, dir string, tryOverlay b
 	}
 	cmd := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", image, root)
 	var stderr bytes.Buffer
-	cmd.Stderr = &limited{w: &stderr, n: 4096}
+	cmd.Stderr = &hostproc.Limited{W: &stderr, N: 4096}
 	if err := cmd.Run(); err != nil {
 		return "", errs.Wrap(errs.Internal, err, "copy rootfs: %s", strings.TrimSpace(stderr.String()))
 	}
@@ -215,19 +190,4 @@ func randHex() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// limited keeps the first n bytes written to it and drops the rest.
-type limited struct {
-	w io.Writer
-	n int
-}
-
-func (l *limited) Write(b []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(b), l.n)
-		l.w.Write(b[:k])
-		l.n -= k
-	}
-	return len(b), nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"math"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 	"github.com/stacyvm/stacyvm/internal/provider/vm/qemu"
 	"github.com/stacyvm/stacyvm/internal/provider/vm/vmm"
 )
@@ -99,11 +99,8 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 	accel, _ := p.Accel(ctx)
 
 	dir := p.dir(spec.SandboxID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return h, errs.New(errs.Conflict, "sandbox %s already exists", spec.SandboxID)
-		}
-		return h, errs.Wrap(errs.Internal, err, "create sandbox dir")
+	if err := hostproc.MkdirSandbox(dir, spec.SandboxID); err != nil {
+		return h, err
 	}
 	var undo []func()
 	defer func() {
@@ -245,27 +242,16 @@ func (p *Provider) agentInitrd() (string, error) {
 }
 
 func writeState(dir string, st state) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "state.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "state.json"))
+	return hostproc.WriteState(filepath.Join(dir, "state.json"), st)
 }
+
+// Owner names the server and sandbox the state belongs to.
+func (st state) Owner() (serverID, sandboxID string) { return st.ServerID, st.SandboxID }
 
 func (p *Provider) readState(id string) (state, error) {
 	var st state
-	b, err := os.ReadFile(filepath.Join(p.dir(id), "state.json"))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, errs.Wrap(errs.Internal, err, "corrupt vm state for %s", id)
-	}
-	return st, nil
+	err := hostproc.ReadState(filepath.Join(p.dir(id), "state.json"), &st, "vm state for "+id)
+	return st, err
 }
 
 // handle is the persisted handle: the VMM's pid, sockets and the disk.
@@ -292,7 +278,7 @@ func (p *Provider) handle(st state) provider.Handle {
 // bootFailure picks the console lines that say why a guest died (a kernel
 // panic, our init's complaints), else the last lines.
 func bootFailure(console string) string {
-	lines := tailLines(console, 200)
+	lines := hostproc.TailLines(console, 200)
 	var why []string
 	for _, l := range lines {
 		if strings.Contains(l, "Kernel panic") || strings.Contains(l, "stacyvm-init:") || strings.Contains(l, "stacyvm-agent") {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,10 +15,11 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/stacyvm/stacyvm/internal/errs"
+	"github.com/stacyvm/stacyvm/internal/provider/dockerhost"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
 
 // Image is a local Docker image converted to an ext4 root disk, cached per
@@ -193,7 +193,7 @@ func (im *Images) convert(ctx context.Context, img Image, dir string, progress P
 	mkfs := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "stacyvm-root", "-m", "0",
 		"-E", "root_owner=0:0", "-d", root, disk, strconv.FormatInt(size>>10, 10)+"k")
 	var stderr bytes.Buffer
-	mkfs.Stderr, mkfs.Stdout = &limited{w: &stderr, n: 4096}, &limited{w: &stderr, n: 4096}
+	mkfs.Stderr, mkfs.Stdout = &hostproc.Limited{W: &stderr, N: 4096}, &hostproc.Limited{W: &stderr, N: 4096}
 	if err := mkfs.Run(); err != nil {
 		if _, lerr := exec.LookPath("mkfs.ext4"); lerr != nil {
 			return errs.New(errs.Unavailable, "mkfs.ext4 is missing: install e2fsprogs (scripts/ci-prepare.sh)")
@@ -218,38 +218,9 @@ func (im *Images) convert(ctx context.Context, img Image, dir string, progress P
 
 // export unpacks ref's file system into root.
 func (im *Images) export(ctx context.Context, ref, root string) error {
-	res, err := im.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		// Never started; an entrypoint is needed for images that have none.
-		Config: &container.Config{Image: ref, Entrypoint: []string{"/nonexistent"}, Labels: map[string]string{"stacyvm.vm_export": "1"}},
-	})
-	if err != nil {
-		return errs.Wrap(errs.Invalid, err, "image %s cannot be converted to a VM root disk", ref)
-	}
-	defer func() {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer rcancel()
-		im.cli.ContainerRemove(rctx, res.ID, client.ContainerRemoveOptions{Force: true})
-	}()
-	rc, err := im.cli.ContainerExport(ctx, res.ID, client.ContainerExportOptions{})
-	if err != nil {
-		return errs.Wrap(errs.Unavailable, err, "export image %s", ref)
-	}
-	defer rc.Close()
-	// GNU tar as root restores owners and modes; it refuses members that
-	// climb out with "..". Absolute symlinks stay links: nothing is ever
-	// written through them (mkfs.ext4 -d copies links as links).
-	tar := exec.CommandContext(ctx, "tar", "--numeric-owner", "-x", "-C", root)
-	tar.Stdin = rc
-	var stderr bytes.Buffer
-	tar.Stderr = &limited{w: &stderr, n: 4096}
-	if err := tar.Run(); err != nil {
-		return errs.Wrap(errs.Internal, err, "unpack image %s: %s", ref, strings.TrimSpace(stderr.String()))
-	}
-	return nil
+	return dockerhost.Unpack(ctx, im.cli, ref, root, "stacyvm.vm_export", "cannot be converted to a VM root disk")
 }
 
-// dirSize sums the apparent sizes of everything under root, plus a block
-// per entry for metadata.
 func dirSize(root string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
@@ -269,21 +240,6 @@ func dirSize(root string) (int64, error) {
 	return n, err
 }
 
-// limited keeps the first n bytes written to it and drops the rest.
-type limited struct {
-	w io.Writer
-	n int
-}
-
-func (l *limited) Write(b []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(b), l.n)
-		l.w.Write(b[:k])
-		l.n -= k
-	}
-	return len(b), nil
-}
-
 // fmtBytes renders n in MiB for logs.
 func fmtBytes(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
 
@@ -292,13 +248,7 @@ func fmtBytes(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
 // sandbox), using the Docker engine at dockerHost ("" = DOCKER_HOST or the
 // default socket).
 func ConvertImage(ctx context.Context, dataDir, dockerHost, ref string, progress Progress) (Image, error) {
-	var opts []client.Opt
-	if dockerHost != "" {
-		opts = append(opts, client.WithHost(dockerHost))
-	} else {
-		opts = append(opts, client.FromEnv)
-	}
-	cli, err := client.New(opts...)
+	cli, err := dockerhost.NewClient(dockerHost)
 	if err != nil {
 		return Image{}, errs.Wrap(errs.Invalid, err, "docker engine address")
 	}

@@ -1,10 +1,8 @@
 package vm
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/hostproc"
 )
 
 // Inspect reads state.json and checks that the VMM process is alive (and
@@ -22,20 +21,13 @@ func (p *Provider) Inspect(ctx context.Context, h provider.Handle) (provider.Sta
 		return provider.Status{}, err
 	}
 	st, err := p.readState(h.SandboxID)
-	if errors.Is(err, os.ErrNotExist) {
-		return provider.Status{State: provider.RuntimeMissing}, nil
-	}
-	if err != nil {
-		return provider.Status{}, err
-	}
-	if p.vmm.Alive(st.Machine) {
-		return provider.Status{State: provider.RuntimeRunning, StartedAt: st.StartedAt}, nil
-	}
-	detail := "VM process is gone"
-	if l := tailLines(st.Console, 3); len(l) > 0 {
-		detail += ": " + strings.Join(l, " | ")
-	}
-	return provider.Status{State: provider.RuntimeStopped, StartedAt: st.StartedAt, ExitCode: -1, Detail: detail}, nil
+	return hostproc.Inspect(err, st.StartedAt, func() bool { return p.vmm.Alive(st.Machine) }, nil, func() string {
+		detail := "VM process is gone"
+		if l := hostproc.TailLines(st.Console, 3); len(l) > 0 {
+			detail += ": " + strings.Join(l, " | ")
+		}
+		return detail
+	})
 }
 
 // Destroy stops the VM and removes every file of the sandbox (disk,
@@ -61,22 +53,7 @@ func (p *Provider) Destroy(ctx context.Context, h provider.Handle) error {
 
 // List returns the sandboxes whose state.json names this server.
 func (p *Provider) List(ctx context.Context) ([]provider.Handle, error) {
-	ents, err := os.ReadDir(filepath.Join(p.cfg.DataDir, "run"))
-	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, err, "read vm data dir")
-	}
-	out := []provider.Handle{}
-	for _, e := range ents {
-		if !e.IsDir() || validID(e.Name()) != nil {
-			continue
-		}
-		st, err := p.readState(e.Name())
-		if err != nil || st.ServerID != p.cfg.ServerID || st.SandboxID != e.Name() {
-			continue // being created, corrupt, or another server's
-		}
-		out = append(out, p.handle(st))
-	}
-	return out, nil
+	return hostproc.List(filepath.Join(p.cfg.DataDir, "run"), "vm", p.cfg.ServerID, validID, p.readState, p.handle)
 }
 
 // Agent returns the cached client for h's agent; NotFound once destroyed.
@@ -119,34 +96,7 @@ func (p *Provider) Logs(ctx context.Context, h provider.Handle, lines int) ([]st
 	if _, err := os.Stat(path); err != nil {
 		return nil, errs.New(errs.NotFound, "sandbox %s has no console log", h.SandboxID)
 	}
-	return tailLines(path, lines), nil
-}
-
-// tailLines returns up to n last lines of a file (nil when unreadable),
-// with carriage returns (serial consoles) removed.
-func tailLines(path string, n int) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	const window = 1 << 20
-	if fi, err := f.Stat(); err == nil && fi.Size() > window {
-		f.Seek(fi.Size()-window, io.SeekStart)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil
-	}
-	b = bytes.TrimRight(bytes.ReplaceAll(b, []byte("\r"), nil), "\n")
-	if len(b) == 0 {
-		return []string{}
-	}
-	all := strings.Split(string(b), "\n")
-	if len(all) > n {
-		all = all[len(all)-n:]
-	}
-	return all
+	return hostproc.TailLines(path, lines), nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

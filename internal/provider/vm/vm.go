@@ -21,6 +21,7 @@ import (
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
 	"github.com/stacyvm/stacyvm/internal/provider"
+	"github.com/stacyvm/stacyvm/internal/provider/dockerhost"
 	"github.com/stacyvm/stacyvm/internal/provider/vm/qemu"
 	"github.com/stacyvm/stacyvm/internal/provider/vm/vmm"
 )
@@ -155,13 +156,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "run"), 0o700); err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "create vm data dir")
 	}
-	var opts []client.Opt
-	if cfg.DockerHost != "" {
-		opts = append(opts, client.WithHost(cfg.DockerHost))
-	} else {
-		opts = append(opts, client.FromEnv)
-	}
-	cli, err := client.New(opts...)
+	cli, err := dockerhost.NewClient(cfg.DockerHost)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "vm provider: docker engine address")
 	}
