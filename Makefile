@@ -33,10 +33,19 @@ serve: prepare build
 	bin/stacyvm serve
 
 ## test: prepare the machine, build, vet, and run every test
-test: prepare build vet fmt-check sdk-deps test-go
+test: prepare build vet fmt-check lint sdk-deps test-go
 
 vet:
 	$(GO) vet ./...
+
+## lint: staticcheck, pinned (installed into $(GOBIN_DIR) on first use, ~2 minutes)
+STATICCHECK_VERSION := v0.8.2
+GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+.PHONY: lint
+lint:
+	@test -x $(GOBIN_DIR)/staticcheck && $(GOBIN_DIR)/staticcheck -version | grep -q '($(STATICCHECK_VERSION:v%=%))' \
+		|| { echo "[lint] installing staticcheck $(STATICCHECK_VERSION)"; GOBIN=$(GOBIN_DIR) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
+	$(GOBIN_DIR)/staticcheck ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
