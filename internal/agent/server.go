@@ -38,6 +38,12 @@ type ServerOptions struct {
 	// ExecWrapper, when set, is an absolute host path that runs every
 	// exec as `ExecWrapper WORKDIR ARGV...` (the proot provider's per-exec
 	// proot, which resolves the program inside the sandbox's root).
+	//
+	// A one-shot exec gives the wrapper a status pipe as fd 3: a wrapper
+	// that writes the command's own exit code there ("N\n") lets the exec
+	// end when that command ends, even while the wrapper itself still runs
+	// (proot waits for every background process the command left behind).
+	// A wrapper that never writes it is waited for, as any other process.
 	ExecWrapper string
 }
 

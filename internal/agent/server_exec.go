@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +40,7 @@ type frameStream struct {
 	err     error
 	onFail  func() // kills the process when the host stops listening
 	flushed bool   // the response head has gone out
+	done    bool   // the final frame is written: later output is dropped
 }
 
 // headerDelay is how long a silent command's response head is held back. A
@@ -67,11 +70,18 @@ func (f *frameStream) finish(typ byte, payload []byte) {
 	if f.err == nil {
 		_ = WriteFrame(f.w, typ, payload)
 	}
+	f.done = true
 }
 
 func (f *frameStream) write(typ byte, p []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.done {
+		// Output of background processes the exec left behind (the
+		// wrapper's late stdout) after the result went out: dropped, so
+		// they never block on a full pipe.
+		return nil
+	}
 	if f.err != nil {
 		return f.err
 	}
@@ -209,22 +219,37 @@ func (s *Server) run(ctx context.Context, cmd *exec.Cmd, timeoutMS int64, out *f
 		return ExecResult{}, err
 	}
 	cmd.Path = prog
+	var status *os.File // read end of the wrapper's status pipe (ServerOptions.ExecWrapper)
+	if s.opts.ExecWrapper != "" {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return ExecResult{}, errs.Wrap(errs.Internal, err, "exec: status pipe")
+		}
+		status = r
+		cmd.ExtraFiles = []*os.File{w}
+		defer w.Close() // after Start only the child holds it
+	}
 	s.spawnMu.Lock()
 	err = cmd.Start()
 	s.spawnMu.Unlock()
 	if err != nil {
+		if status != nil {
+			status.Close()
+		}
 		s.log.Info("exec", "argv0", cmd.Args[0], "err", startErrno(err))
 		return ExecResult{}, startError(cmd.Args[0], err)
+	}
+	if status != nil {
+		cmd.ExtraFiles[0].Close()
 	}
 	pgid := cmd.Process.Pid // Setpgid: the leader's pid names the group
 	// Registered after Start so the kill never races Start writing
 	// cmd.Process; an already-done ctx fires it at once.
 	stop := context.AfterFunc(ctx, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
-	waitErr := cmd.Wait()
+	code, waitErr := waitExec(cmd, status)
 	// Stop before the group can vanish and its id be reused.
 	stop()
-	res := ExecResult{DurationNS: int64(time.Since(start))}
-	res.ExitCode = exitCode(cmd.ProcessState)
+	res := ExecResult{DurationNS: int64(time.Since(start)), ExitCode: code}
 	// A process that exited on its own just before the deadline (while
 	// exec waited for its pipes) did not time out: only a kill counts.
 	if context.Cause(ctx) == errExecTimeout && res.ExitCode == 128+int(syscall.SIGKILL) {
@@ -234,6 +259,41 @@ func (s *Server) run(ctx context.Context, cmd *exec.Cmd, timeoutMS int64, out *f
 		"timed_out", res.TimedOut, "cancelled", ctx.Err() != nil && !res.TimedOut,
 		"duration", time.Duration(res.DurationNS), "output_cut", errors.Is(waitErr, exec.ErrWaitDelay))
 	return res, nil
+}
+
+// waitExec waits for cmd and returns its exit code. With a status pipe (a
+// wrapped exec), the code the wrapper reports there ends the wait too: the
+// wrapper is then given waitDelay to exit, and if it does not (it waits for
+// background processes of the command) it is left running, reaped later,
+// and the reported code is the result.
+func waitExec(cmd *exec.Cmd, status *os.File) (int, error) {
+	if status == nil {
+		err := cmd.Wait()
+		return exitCode(cmd.ProcessState), err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	reported := make(chan int, 1)
+	go func() {
+		defer status.Close()
+		line, err := bufio.NewReader(status).ReadString('\n')
+		if code, convErr := strconv.Atoi(strings.TrimSpace(line)); err == nil && convErr == nil && code >= 0 && code <= 255 {
+			reported <- code
+		}
+		// EOF (the wrapper and its shell are gone) or a malformed line:
+		// nothing is reported, and the exec waits for the wrapper.
+	}()
+	select {
+	case err := <-done:
+		return exitCode(cmd.ProcessState), err
+	case code := <-reported:
+		select {
+		case err := <-done:
+			return exitCode(cmd.ProcessState), err
+		case <-time.After(waitDelay):
+			return code, exec.ErrWaitDelay
+		}
+	}
 }
 
 // exitCode follows the shell convention: 128+N when killed by signal N.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stacyvm/stacyvm/internal/agent"
 	"github.com/stacyvm/stacyvm/internal/errs"
@@ -58,4 +59,74 @@ func TestExec_WrapperRunsEveryExec(t *testing.T) {
 	if _, err := agent.NewServer(agent.ServerOptions{Root: root, ExecWrapper: "relative/wrap"}); errs.ClassOf(err) != errs.Invalid {
 		t.Errorf("relative wrapper: %v, want Invalid", err)
 	}
+}
+
+// TestExec_WrapperStatusPipeEndsTheExec: a wrapper that reports its
+// command's exit code on fd 3 and then lingers (proot waiting for a
+// background process) ends the exec with that code after waitDelay; output
+// it writes afterwards is dropped, never blocking it.
+func TestExec_WrapperStatusPipeEndsTheExec(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "workspace"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(t.TempDir(), "wrap")
+	marker := filepath.Join(t.TempDir(), "lingered")
+	script := "#!/bin/sh\necho before\necho 5 >&3\nsleep 1\nfor i in $(seq 1 5000); do echo after$i; done\ntouch " + marker + "\nexit 9\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sockDir, err := os.MkdirTemp("", "agw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	srv, err := agent.NewServer(agent.ServerOptions{Root: root, DefaultWorkdir: "/workspace", ExecWrapper: wrapper,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(sockDir, "a.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	c := agent.NewUnixClient(filepath.Join(sockDir, "a.sock"))
+	defer func() { c.Close(); cancel(); <-done; srv.Close() }()
+
+	var out bytes.Buffer
+	start := time.Now()
+	res, err := c.Exec(ctx, agent.ExecRequest{Argv: []string{"true"}}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 900*time.Millisecond {
+		t.Errorf("exec took %v; want it to end about 200ms after the report, not when the wrapper exits", el)
+	}
+	if out.String() != "before\n" || res.ExitCode != 5 || res.TimedOut {
+		t.Errorf("exec = %q %+v, want \"before\\n\" and the reported exit 5", out.String(), res)
+	}
+	// The lingering wrapper goes on, its late output dropped, and finishes.
+	lingered := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(marker); err == nil {
+				os.Remove(marker)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the wrapper never finished after the exec returned: its output blocked it")
+			}
+		}
+	}
+	lingered()
+	// The next exec on the same agent is unaffected.
+	out.Reset()
+	if res, err := c.Exec(ctx, agent.ExecRequest{Argv: []string{"true"}}, &out, io.Discard); err != nil || res.ExitCode != 5 {
+		t.Errorf("second exec = %+v, %v", res, err)
+	}
+	lingered()
+	time.Sleep(100 * time.Millisecond) // the late Wait reaps the wrapper
 }

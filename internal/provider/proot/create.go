@@ -167,10 +167,13 @@ func (p *Provider) Create(ctx context.Context, spec provider.Spec) (h provider.H
 // containers. -v -1 keeps proot's own notes out of the command's stderr.
 //
 // proot exits 255 when its tracee dies of a signal, losing the signal; so
-// when the image has /bin/sh, argv runs under `sh -c '"$@"; exit $?'`,
+// when the image has /bin/sh, argv runs under `sh -c '"$@"; ... exit $rc'`,
 // which turns a death by signal N into exit 128+N like a container's exec.
 // Debian's proot 5.1 has no --kill-on-exit: it waits for every process the
 // exec started, and Destroy kills the tree through the cgroup or session.
+// So the inner sh reports the command's own exit code on fd 3, the agent's
+// status pipe (closed for the command itself): `server &` then returns at
+// once, as in a container, while proot stays to translate for the server.
 func wrapperScript(bin, root string, innerShell bool) string {
 	zero := ""
 	if os.Geteuid() != 0 {
@@ -178,7 +181,7 @@ func wrapperScript(bin, root string, innerShell bool) string {
 	}
 	inner := ""
 	if innerShell {
-		inner = ` /bin/sh -c '"$@"; exit $?' sh`
+		inner = ` /bin/sh -c '"$@" 3>&-; rc=$?; { echo $rc >&3; } 2>/dev/null; exit $rc' sh`
 	}
 	return "#!/bin/sh\n# One exec of a StacyVM proot sandbox: WORKDIR ARGV... (written by the proot provider).\n" +
 		"wd=$1\nshift\nexec " + shQuote(bin) + " -v -1 -r " + shQuote(root) + " -b /proc -b /dev" + zero + " -w \"$wd\"" + inner + " \"$@\"\n"

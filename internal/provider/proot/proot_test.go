@@ -250,11 +250,11 @@ func TestDestroyKillsWholeTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := p.Agent(ctx, h)
-	// PRoot waits for every process an exec started, so the exec ends by
-	// its timeout (its process group is killed; the setsid one is not).
-	res, err := c.Exec(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-c", "setsid sleep 1000 >/dev/null 2>&1 & echo started"}, TimeoutMS: 1000}, io.Discard, io.Discard)
-	if err != nil || !res.TimedOut {
-		t.Fatalf("exec = %+v, %v; want it to end by its timeout", res, err)
+	// The exec returns when its shell exits; the setsid sleep lives on
+	// (under its proot) until Destroy.
+	res, err := c.Exec(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-c", "setsid sleep 1000 >/dev/null 2>&1 & echo started"}, TimeoutMS: 10000}, io.Discard, io.Discard)
+	if err != nil || res.TimedOut || res.ExitCode != 0 {
+		t.Fatalf("exec = %+v, %v; want exit 0 before its timeout", res, err)
 	}
 	pids := findPids(t, "sleep 1000", h.SandboxID)
 	if len(pids) == 0 {
@@ -349,6 +349,54 @@ func TestExecTimeoutKillsWholeTree(t *testing.T) {
 	}
 	if out, code := sh(t, c, "echo alive"); out != "alive\n" || code != 0 {
 		t.Errorf("exec after the timeout = %q exit %d; the sandbox should live on", out, code)
+	}
+}
+
+// TestExec_BackgroundProcessDoesNotHoldExec: `cmd &` returns as soon as the
+// shell exits, with the shell's exit code, as in a container (proot itself
+// waits for every tracee: the wrapper reports the shell's exit on the
+// agent's status pipe). The background process keeps running inside the
+// sandbox's root: its late write lands in the sandbox, not on the host.
+func TestExec_BackgroundProcessDoesNotHoldExec(t *testing.T) {
+	dataDir := shortTempDir(t)
+	p := newProvider(t, dataDir)
+	h, c := sandbox(t, p, spec())
+	root := filepath.Join(dataDir, "sb", h.SandboxID, "root")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	start := time.Now()
+	res, err := c.Exec(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-c",
+		"(sleep 1; echo late > /workspace/late.txt) >/dev/null 2>&1 </dev/null & echo started; exit 3"}, TimeoutMS: 30000}, &out, &out)
+	el := time.Since(start)
+	if err != nil || res.TimedOut || res.ExitCode != 3 || out.String() != "started\n" {
+		t.Fatalf("exec = %+v %q, %v; want exit 3 and \"started\"", res, out.String(), err)
+	}
+	if el > 900*time.Millisecond {
+		t.Errorf("exec with a background child took %v; want it back before the child's 1s sleep ends", el)
+	}
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if b, err = os.ReadFile(filepath.Join(root, "workspace", "late.txt")); err == nil {
+			break
+		}
+	}
+	if string(b) != "late\n" {
+		t.Fatalf("background write in the sandbox = %q, %v; want \"late\"", b, err)
+	}
+	if _, err := os.Stat("/workspace/late.txt"); err == nil {
+		t.Errorf("the background process wrote to the host's /workspace: it escaped proot")
+	}
+	// Output left on the exec's pipes by a background child neither holds
+	// the exec nor blocks the child.
+	out.Reset()
+	start = time.Now()
+	res, err = c.Exec(ctx, agent.ExecRequest{Argv: []string{"/bin/sh", "-c", "(for i in $(seq 1 2000); do echo line$i; done; sleep 2) & echo first"}, TimeoutMS: 30000}, &out, io.Discard)
+	if err != nil || res.ExitCode != 0 || !strings.HasPrefix(out.String(), "first\n") && !strings.Contains(out.String(), "first\n") {
+		t.Fatalf("exec = %+v %q, %v", res, out.String(), err)
+	}
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Errorf("exec whose child holds stdout took %v; want about waitDelay", el)
 	}
 }
 
