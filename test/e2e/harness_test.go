@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -231,6 +233,10 @@ func removeServerContainers(t *testing.T, dataDir string) {
 	if err := proot.RemoveAll(ctx, filepath.Join(dataDir, "proot")); err != nil {
 		t.Logf("removing proot sandboxes: %v", err)
 	}
+	// microVMs outlive their server by design (a restart adopts them), so
+	// a test's QEMU processes are stopped here, by pid: every one names a
+	// file under its data dir on its command line.
+	killProcsUnder(t, dataDir)
 	b, err := os.ReadFile(filepath.Join(dataDir, "server-id"))
 	if err != nil {
 		return
@@ -239,6 +245,33 @@ func removeServerContainers(t *testing.T, dataDir string) {
 	ids := strings.Fields(string(out))
 	if len(ids) > 0 {
 		exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+	}
+}
+
+// killProcsUnder SIGKILLs every process whose command line names a path
+// under dir (the test's QEMU microVMs), and waits for them to go.
+func killProcsUnder(t *testing.T, dir string) {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cl, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.Contains(string(cl), dir+"/") {
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		t.Logf("stopping leftover process %d under %s", pid, dir)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(pids) > 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		pids = slices.DeleteFunc(pids, func(pid int) bool {
+			st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			return err != nil || strings.Contains(string(st), ") Z")
+		})
 	}
 }
 

@@ -34,6 +34,9 @@ var live struct {
 	dataDir string
 	skip    string // why the live tests skip (empty: they run)
 	binDir  string // a directory of binaries built by setup, removed at the end
+	// page is a loopback listener reserved for the browser test's page
+	// server; its origin is the server's one allowed CORS origin.
+	page net.Listener
 }
 
 func TestMain(m *testing.M) {
@@ -93,6 +96,9 @@ func setup() (func(), error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	if live.page, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "STACYVM_") {
@@ -108,6 +114,7 @@ func setup() (func(), error) {
 		"STACYVM_DEFAULTS_IMAGE=stacyvm/busybox",
 		"STACYVM_PROVIDERS_DOCKER_PULL=never",
 		"STACYVM_LOGGING_FORMAT=text",
+		"STACYVM_SERVER_CORS_ALLOWED_ORIGINS=http://"+live.page.Addr().String(),
 	)
 	logBuf := &syncBuffer{}
 	cmd := exec.Command(live.bin, "serve")
@@ -129,6 +136,7 @@ func setup() (func(), error) {
 		}
 		removeServerContainers(dataDir)
 		os.RemoveAll(dataDir)
+		live.page.Close()
 	}
 	live.url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(30 * time.Second)

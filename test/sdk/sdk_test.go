@@ -246,8 +246,9 @@ func TestExamples_TypeScript(t *testing.T) {
 }
 
 // nodeWebSocketFlags enables Node's global WebSocket where it is behind a
-// flag (Node 20/21), so the SDK's execWs is tested there too; Node 22+ has
-// it by default, Node 18 not at all (that test then skips, saying why).
+// flag (Node 20/21), so the SDK's execWs is tested with it there; Node 22+
+// has it by default. On Node 18 the test passes the `ws` dev dependency as
+// ClientOptions.WebSocket instead: the WebSocket test never skips.
 func nodeWebSocketFlags(ctx context.Context) []string {
 	probe := "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)"
 	if command(ctx, tsDir, nil, "node", "-e", probe).Run() == nil {

@@ -3,7 +3,13 @@ import { randomUUID } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { describe, it } from "node:test";
 import { BadRequest, Client, Conflict, NotFound, RateLimited, StacyVMError } from "stacyvm";
+import { WebSocket as WsWebSocket } from "ws";
 import { IMAGE, LABEL, URL, skipReason } from "./live.js";
+
+// Node 18-21 have no global WebSocket (20 has it behind a flag): the SDK then
+// takes one through ClientOptions.WebSocket, here the `ws` package (a dev
+// dependency only), so the WebSocket test runs on every Node, never skips.
+const WebSocketImpl = ((globalThis as { WebSocket?: unknown }).WebSocket ?? WsWebSocket) as unknown as typeof WebSocket;
 
 /** A one-file ustar archive. */
 function tar(name: string, content: string): Uint8Array {
@@ -142,8 +148,9 @@ describe("live extras", { skip: skipReason() }, () => {
     await assert.rejects(sb.process("proc-999"), NotFound);
   });
 
-  it("exec over a WebSocket", { skip: typeof WebSocket === "undefined" ? "no global WebSocket (Node < 22 without --experimental-websocket)" : undefined }, async () => {
-    await using sb = await client.spawn({ image: IMAGE, ttl: "5m", metadata: LABEL });
+  it("exec over a WebSocket", async () => {
+    const wsClient = new Client({ baseUrl: URL, timeout: 10_000, WebSocket: WebSocketImpl });
+    await using sb = await wsClient.spawn({ image: IMAGE, ttl: "5m", metadata: LABEL });
     {
       await using s = await sb.execWs("sh", { args: ["-c", "read x; echo got $x; echo e >&2; exit 4"], mode: "argv" });
       assert.deepEqual(await s.communicate("hello\n"), { exit_code: 4, stdout: "got hello\n", stderr: "e\n", duration: "" });
@@ -173,7 +180,7 @@ describe("live extras", { skip: skipReason() }, () => {
       for await (const ch of s) last = ch;
       assert.equal(last?.exit_code, 137);
     }
-    await assert.rejects(client.get("sb-000000000000").then((x) => x.execWs()), NotFound);
+    await assert.rejects(wsClient.get("sb-000000000000").then((x) => x.execWs()), NotFound);
   });
 
   it("execWs without a WebSocket implementation is NOT_SUPPORTED", async () => {
