@@ -41,6 +41,10 @@ want=(docker.io busybox-static debootstrap iptables ca-certificates make runsc p
 # microVM provider (docs/vm.md): QEMU, qemu-img for overlays, mkfs.ext4 for
 # root disks, and what scripts/build-vm-assets.sh needs to cut the kernel out.
 want+=(qemu-system-x86 qemu-utils e2fsprogs cpio lz4 gzip)
+# Postgres store tests (internal/store/postgres, test/e2e): the tests start a
+# throwaway server of their own with initdb/pg_ctl, and db pg-backup needs
+# pg_dump/pg_restore. The packaged cluster service is not used.
+want+=(postgresql)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,14 +28,11 @@ func (g *globals) databasePath(flag string) (string, *config.Config, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if cfg.Database.Driver != "sqlite" {
-		return "", cfg, errNoPostgres()
+	if cfg.Database.Driver == config.DriverPostgres {
+		return "", cfg, errs.New(errs.Invalid, "database.driver is postgres: this command works on the SQLite file; "+
+			"use stacyvm db pg-backup and db pg-rehearse (docs/operations.md#postgres)")
 	}
 	return cfg.Database.Path, cfg, nil
-}
-
-func errNoPostgres() error {
-	return errs.New(errs.Unavailable, "not supported yet: there is no Postgres store in this version of stacyvm (only sqlite)")
 }
 
 func (g *globals) printJSONOr(cmd *cobra.Command, v any, text string) error {
@@ -52,10 +49,12 @@ func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
 		Short: "Back up, restore and inspect the server's database",
-		Args:  withArgs(cobra.NoArgs),
+		Long: "backup, restore and status work on the SQLite file (database.driver: sqlite);\n" +
+			"pg-backup and pg-rehearse on a Postgres database (database.driver: postgres).",
+		Args: withArgs(cobra.NoArgs),
 	}
 	var dbFlag string
-	cmd.PersistentFlags().StringVar(&dbFlag, "database", "", "SQLite file (default: database.path from the config)")
+	cmd.PersistentFlags().StringVar(&dbFlag, "database", "", "SQLite file for backup, restore and status (default: database.path from the config)")
 
 	backup := &cobra.Command{
 		Use:   "backup OUT",
@@ -147,12 +146,6 @@ func newDBCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	notYet := func(use, short string) *cobra.Command {
-		return &cobra.Command{Use: use, Short: short + " (not supported yet: no Postgres store)", Args: withArgs(cobra.ArbitraryArgs),
-			RunE: func(*cobra.Command, []string) error { return errNoPostgres() }}
-	}
-	cmd.AddCommand(backup, restore, status,
-		notYet("pg-backup OUT", "Back up a Postgres store with pg_dump"),
-		notYet("pg-rehearse", "Rehearse Postgres migrations"))
+	cmd.AddCommand(backup, restore, status, newPGBackupCmd(g), newPGRehearseCmd(g)) // db_pg.go
 	return cmd
 }

@@ -125,11 +125,6 @@ func TestCLI_DBBackupRestore(t *testing.T) {
 	if r := runLocal(t, home, "db", "status", "--database", db); r.code != 0 || !strings.Contains(r.stdout, "integrity ok") {
 		t.Errorf("status: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	for _, sub := range []string{"pg-backup", "pg-rehearse"} {
-		if r := runLocal(t, home, "db", sub, "x"); r.code != 1 || !strings.Contains(r.stderr, "not supported yet: there is no Postgres store") {
-			t.Errorf("%s: %d %s", sub, r.code, r.stderr)
-		}
-	}
 }
 
 // oldDatabase creates a database at schema version 1, as an older stacyvm

@@ -136,7 +136,7 @@ func newRootCmd(e env) *cobra.Command {
 	pf.StringVar(&g.configFile, "config", "", "config file for serve (default ./stacyvm.yaml, then ~/.stacyvm/config.yaml)")
 
 	root.AddCommand(
-		newServeCmd(g),
+		newServeCmd(g), newWorkerCmd(g), // worker: docs/worker-protocol.md
 		newSpawnCmd(g),
 		newListCmd(g),
 		newGetCmd(g),

@@ -24,7 +24,7 @@ var matrixKeys = map[Role][2]string{
 	RoleWorker:      {"X-API-Key", "key-worker-0123456789"},
 }
 
-func openGov(t *testing.T) store.Governance {
+func openGov(t testing.TB) store.Governance {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "gov.db"))
 	if err != nil {

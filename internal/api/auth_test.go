@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,7 +25,7 @@ type testIDP struct {
 	key *ecdsa.PrivateKey
 }
 
-func newTestIDP(t *testing.T) *testIDP {
+func newTestIDP(t testing.TB) *testIDP {
 	t.Helper()
 	p := &testIDP{}
 	p.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -39,7 +41,7 @@ func newTestIDP(t *testing.T) *testIDP {
 	return p
 }
 
-func (p *testIDP) token(t *testing.T, sub string, groups []string, tenant string, exp time.Duration) string {
+func (p *testIDP) token(t testing.TB, sub string, groups []string, tenant string, exp time.Duration) string {
 	t.Helper()
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: p.key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
 	if err != nil {
@@ -384,30 +386,128 @@ func TestCSVCell_DefusesFormulas(t *testing.T) {
 	}
 }
 
-// FuzzAuthHeaders throws arbitrary credential and user headers at the
-// middleware: never a panic or a 500.
+// FuzzAuthHeaders throws arbitrary credential and user headers at a server
+// with every credential kind configured: configured keys (viewer, operator,
+// admin), a key created through the admin API (stored hashed), and OIDC
+// bearer tokens verified against a loopback issuer. The seeds are real
+// credentials of each kind (valid, expired, alg none, wrong audience,
+// another key's signature), so mutations reach token parsing and the key
+// lookups. Invariants: only 200/400/401/403, and whoever /auth/whoami
+// reports is exactly one of the principals the real credentials give.
 func FuzzAuthHeaders(f *testing.F) {
+	idp := newTestIDP(f)
+	v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: idp.srv.URL, Audience: "stacyvm", OperatorGroups: []string{"devs"}, AdminGroups: []string{"root"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	const opKey, viewKey, adminKey = "fuzz-key-0123456789", "fuzz-viewer-0123456789", "fuzz-admin-0123456789"
 	h := newHarness(f, func(o *Options) {
-		o.APIKey = "fuzz-key-0123456789"
-		o.Security.Keys = map[Role][]string{RoleViewer: {"fuzz-viewer-0123456789"}}
+		o.APIKey = opKey
+		o.AdminAPIKey = adminKey
+		o.Security.Keys = map[Role][]string{RoleViewer: {viewKey}}
+		o.Security.Governance = openGov(f)
+		o.Security.OIDC = v
 	})
-	f.Add("fuzz-key-0123456789", "", "", "alice")
-	f.Add("", "Bearer a.b.c", "", "a/b")
-	f.Add("x", "Bearer svk_abc", "fuzz-key-0123456789", "\x00")
-	f.Add("", "Basic", "", strings.Repeat("u", 129))
+	rec := h.do("POST", "/admin/keys", `{"name":"fuzz","role":"operator","tenant_id":"acme"}`, "X-Admin-API-Key", adminKey)
+	if rec.Code != 201 {
+		f.Fatalf("create stored key: %d %s", rec.Code, rec.Body)
+	}
+	stored, _ := decodeMap(f, rec)["key"].(string)
+
+	good := idp.token(f, "alice", []string{"devs"}, "acme", time.Hour)
+	root := idp.token(f, "root", []string{"root"}, "ops", time.Hour)
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	forged := signES256(f, otherKey, map[string]any{"iss": idp.srv.URL, "aud": "stacyvm", "sub": "mallory", "groups": []string{"root"},
+		"exp": time.Now().Add(time.Hour).Unix()})
+	wrongAud := signES256(f, idp.key, map[string]any{"iss": idp.srv.URL, "aud": "other", "sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	b64 := base64.RawURLEncoding.EncodeToString
+	none := b64([]byte(`{"alg":"none","kid":"k1"}`)) + "." + b64([]byte(`{"iss":"`+idp.srv.URL+`","aud":"stacyvm","sub":"root","groups":["root"],"exp":9999999999}`)) + "."
+
+	// The principals real credentials give; a fuzzed request may get one
+	// of these, or be refused, and nothing else.
+	who := func(hdr ...string) string {
+		rec := h.do("GET", "/auth/whoami", "", hdr...)
+		if rec.Code != 200 {
+			return ""
+		}
+		m := decodeMap(f, rec)
+		return fmt.Sprint(m["subject"], "|", m["role"], "|", m["tenant_id"], "|", m["act_for_users"])
+	}
+	known := map[string]bool{who(): true}
+	for _, hdr := range [][]string{{"X-API-Key", opKey}, {"X-API-Key", viewKey}, {"X-Admin-API-Key", adminKey}, {"X-API-Key", adminKey},
+		{"X-API-Key", stored}, {"Authorization", "Bearer " + stored}, {"Authorization", "Bearer " + good}, {"Authorization", "Bearer " + root}} {
+		p := who(hdr...)
+		if p == "" {
+			f.Fatalf("a real credential (%s) is refused", hdr[0])
+		}
+		known[p] = true
+	}
+
+	for _, seed := range [][4]string{
+		{opKey, "", "", "alice"},
+		{"", "Bearer " + good, "", ""},
+		{"", "Bearer " + good, "", "bob"},
+		{"", "Bearer " + root, "", ""},
+		{"", "bearer " + good, "", ""},
+		{"", "Bearer " + idp.token(f, "alice", []string{"devs"}, "acme", -time.Hour), "", ""},
+		{"", "Bearer " + forged, "", ""},
+		{"", "Bearer " + wrongAud, "", ""},
+		{"", "Bearer " + none, "", ""},
+		{"", "Bearer " + good[:len(good)-4], "", ""},
+		{"", "Bearer " + good + "." + good, "", ""},
+		{"", "Bearer " + stored, "", ""},
+		{stored, "", "", "a/b"},
+		{stored[:len(stored)-1], "", "", ""},
+		{"", "Bearer " + auth.HashKey(stored), "", ""},
+		{"", "", adminKey, ""},
+		{"x", "Bearer svk_abc", opKey, "\x00"},
+		{"", "Bearer a.b.c", "", "a/b"},
+		{"", "Basic YTpi", "", strings.Repeat("u", 129)},
+		{viewKey + "," + opKey, "", "", ""},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
 	f.Fuzz(func(t *testing.T, key, authz, admin, user string) {
-		req := httptest.NewRequest("GET", BasePath+"/sandboxes", nil)
-		for k, v := range map[string]string{"X-API-Key": key, "Authorization": authz, "X-Admin-API-Key": admin, "X-User-ID": user} {
-			if v != "" {
-				req.Header[k] = []string{v}
+		hdr := map[string]string{"X-API-Key": key, "Authorization": authz, "X-Admin-API-Key": admin, "X-User-ID": user}
+		for _, path := range []string{"/auth/whoami", "/sandboxes"} {
+			req := httptest.NewRequest("GET", BasePath+path, nil)
+			for k, v := range hdr {
+				if v != "" {
+					req.Header[k] = []string{v}
+				}
+			}
+			rec := httptest.NewRecorder()
+			h.h.ServeHTTP(rec, req)
+			switch rec.Code {
+			case 200, 400, 401, 403:
+			default:
+				t.Fatalf("GET %s: status %d for key=%q authz=%q admin=%q user=%q: %s", path, rec.Code, key, authz, admin, user, rec.Body)
+			}
+			if path == "/auth/whoami" && rec.Code == 200 {
+				var m map[string]any
+				if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+					t.Fatalf("whoami body %q: %v", rec.Body, err)
+				}
+				if p := fmt.Sprint(m["subject"], "|", m["role"], "|", m["tenant_id"], "|", m["act_for_users"]); !known[p] {
+					t.Fatalf("key=%q authz=%q admin=%q user=%q gave principal %s, which no real credential gives", key, authz, admin, user, p)
+				}
 			}
 		}
-		rec := httptest.NewRecorder()
-		h.h.ServeHTTP(rec, req)
-		switch rec.Code {
-		case 200, 400, 401, 403:
-		default:
-			t.Fatalf("status %d for key=%q authz=%q admin=%q user=%q: %s", rec.Code, key, authz, admin, user, rec.Body)
-		}
 	})
+}
+
+// signES256 signs claims with key under kid "k1" (the test issuer's kid).
+func signES256(t testing.TB, key *ecdsa.PrivateKey, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := json.Marshal(claims)
+	jws, err := s.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
 }

@@ -171,6 +171,35 @@ func TestFiles_RawUploadOverLimit(t *testing.T) {
 	}
 }
 
+// TestFiles_NoUploadLimit: a negative MaxUploadBytes lifts the cap, so a
+// body declared far over DefaultMaxUploadBytes is read rather than refused,
+// and a chunked one is written whole.
+func TestFiles_NoUploadLimit(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxUploadBytes = -1 })
+	id := h.create(`{}`)
+
+	// The body ends early, so the service sees a short body (400), but
+	// only after it was let through and read.
+	body := &countingBody{remaining: 2 << 20}
+	req := httptest.NewRequest("PUT", BasePath+"/sandboxes/"+id+"/files/raw?path=/declared", nil)
+	req.Body, req.ContentLength = body, 2*DefaultMaxUploadBytes
+	rec := httptest.NewRecorder()
+	h.h.ServeHTTP(rec, req)
+	if rec.Code == http.StatusRequestEntityTooLarge || body.read != 2<<20 {
+		t.Errorf("declared %d bytes: got %d %s after reading %d bytes, want the body read (%d bytes) and no 413",
+			req.ContentLength, rec.Code, rec.Body, body.read, 2<<20)
+	}
+
+	body = &countingBody{remaining: 3 << 20}
+	req = httptest.NewRequest("PUT", BasePath+"/sandboxes/"+id+"/files/raw?path=/chunked", nil)
+	req.Body, req.ContentLength = body, -1
+	rec = httptest.NewRecorder()
+	h.h.ServeHTTP(rec, req)
+	if want := `{"status":"written","size":3145728}`; rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
+		t.Errorf("chunked 3 MiB: got %d %s, want 200 %s", rec.Code, rec.Body, want)
+	}
+}
+
 func TestJSONBodyOverLimit_413(t *testing.T) {
 	h := newHarness(t) // MaxBodyBytes 64 KiB
 	id := h.create(`{}`)

@@ -29,6 +29,16 @@ type reqInfo struct {
 	// auditTarget and auditDetail describe an admin call for the audit
 	// log; handlers set them (never with secrets).
 	auditTarget, auditDetail string
+	// sandboxID is the {id} of a /sandboxes/{id}... route (for traces).
+	sandboxID string
+}
+
+// requestFacts reports what routing learned about r, for RequestTracer.
+func requestFacts(r *http.Request) RequestFacts {
+	ri := infoFrom(r.Context())
+	f := RequestFacts{Route: ri.route, RequestID: ri.id, SandboxID: ri.sandboxID}
+	_, f.Path, _ = strings.Cut(ri.route, " ")
+	return f
 }
 
 func infoFrom(ctx context.Context) *reqInfo {
@@ -132,6 +142,9 @@ func (s *server) authorize(rt route, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoFrom(r.Context())
 		ri.route = rt.Method + " " + rt.fullPath()
+		if id := r.PathValue("id"); strings.HasPrefix(rt.Path, "/sandboxes/{id}") && len(id) <= 64 {
+			ri.sandboxID = id
+		}
 		rec := &recorder{ResponseWriter: w}
 		err := s.guard(rec, r, rt, ri)
 		if err == nil {

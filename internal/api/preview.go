@@ -249,6 +249,14 @@ func (s *server) previewHook(next http.Handler) http.Handler {
 // servePreview authenticates, resolves the sandbox and proxies.
 func (s *server) servePreview(w http.ResponseWriter, r *http.Request, pq *previewReq) error {
 	p := s.preview
+	if isUpgrade(r) && !s.OriginAllowed(r) {
+		// Cross-site WebSocket hijacking: a browser sends the preview cookie
+		// (SameSite=Lax: sibling previews on the same domain are same-site)
+		// with a handshake any page may start, and a WebSocket is not bound
+		// by CORS. Only the preview's own origin, listed origins and
+		// non-browser clients (no Origin) may upgrade.
+		return errs.New(errs.Forbidden, "origin %q may not open WebSockets to this preview (server.cors_allowed_origins)", printableID(r.Header.Get("Origin")))
+	}
 	ctx, tokenFromQuery, err := s.previewAuth(w, r, pq.target)
 	if err != nil {
 		return err
@@ -353,4 +361,20 @@ func (s *server) previewURL(t preview.Target, token string) string {
 		u.RawQuery = url.Values{previewTokenParam: {token}}.Encode()
 	}
 	return u.String()
+}
+
+// isUpgrade reports whether r asks to switch protocols (WebSocket or any
+// other upgrade the proxy would pass through).
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return true
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }

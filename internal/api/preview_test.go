@@ -56,9 +56,16 @@ type previewEnv struct {
 
 func newPreviewEnv(t *testing.T) *previewEnv {
 	t.Helper()
+	return newPreviewEnvWith(t, nil)
+}
+
+// newPreviewEnvWith is newPreviewEnv with options adjusted by tweak.
+func newPreviewEnvWith(t *testing.T, tweak func(*Options)) *previewEnv {
+	t.Helper()
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ws" {
-			c, err := websocket.Accept(w, r, nil)
+			// The app accepts any origin: the proxy's check is under test.
+			c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 			if err != nil {
 				return
 			}
@@ -78,10 +85,14 @@ func newPreviewEnv(t *testing.T) *previewEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Options{
+	opts := Options{
 		Service: fakePreview{svc}, APIKey: testKey, Logger: slog.New(slog.DiscardHandler),
 		Preview: PreviewOptions{Domain: "localhost", PublicDomain: "localhost:1", Signer: signer},
-	})
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	h := New(opts)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	sb, err := svc.Create(context.Background(), sandbox.CreateRequest{Image: "x"})
@@ -195,5 +206,79 @@ func TestPreview_TokenSetsCookie(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `cookie="app=1"`) {
 		t.Errorf("cookie auth: %d %s (the token cookie must not reach the app)", resp.StatusCode, b)
+	}
+}
+
+// TestPreview_WebSocketOriginCheck: a page on another origin must not open a
+// WebSocket to a preview with the visitor's preview cookie or credentials
+// (cross-site WebSocket hijacking); the preview's own origin, listed CORS
+// origins and clients without an Origin may.
+func TestPreview_WebSocketOriginCheck(t *testing.T) {
+	e := newPreviewEnvWith(t, func(o *Options) {
+		op, err := NewOriginPolicy([]string{"https://app.example"}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Security.Origins = op
+	})
+	tok, _ := e.signer.Mint(preview.Claims{Sandbox: e.id, Port: e.port, Expires: time.Now().Add(time.Minute)})
+	hostRouted := fmt.Sprintf("%d-%s.localhost:%s", e.port, e.id, e.apiPort)
+	pathRouted := fmt.Sprintf("/preview/%s/%d/ws", e.id, e.port)
+	apiOrigin := strings.Replace(e.srv.URL, "https://", "http://", 1)
+	cookie := previewTokenCookie + "=" + tok
+	cases := []struct {
+		name, host, path, origin, key, cookie string
+		upgrade                               bool
+		status                                int
+	}{
+		{"no origin (non-browser), key", "", pathRouted, "", testKey, "", true, 101},
+		{"no origin, cookie", "", pathRouted, "", "", cookie, true, 101},
+		{"same origin, path routing", "", pathRouted, apiOrigin, "", cookie, true, 101},
+		{"same origin, host routing", hostRouted, "/ws", "http://" + hostRouted, "", cookie, true, 101},
+		{"listed origin", "", pathRouted, "https://app.example", testKey, "", true, 101},
+		{"foreign origin with cookie", "", pathRouted, "http://evil.example", "", cookie, true, 403},
+		{"foreign origin with key", "", pathRouted, "http://evil.example", testKey, "", true, 403},
+		{"sibling preview (same site) with cookie", hostRouted, "/ws", fmt.Sprintf("http://8001-sb-0000000000000bad.localhost:%s", e.apiPort), "", cookie, true, 403},
+		{"listed origin with another scheme", "", pathRouted, "http://app.example", testKey, "", true, 403},
+		{"opaque origin", "", pathRouted, "null", "", cookie, true, 403},
+		{"origin with the host as a suffix", hostRouted, "/ws", "http://evil" + hostRouted, "", cookie, true, 403},
+		{"plain request from a foreign origin", "", fmt.Sprintf("/preview/%s/%d/x", e.id, e.port), "http://evil.example", testKey, "", false, 200},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest("GET", e.srv.URL+c.path, nil)
+		if c.host != "" {
+			req.Host = c.host
+		}
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		if c.key != "" {
+			req.Header.Set("X-API-Key", c.key)
+		}
+		if c.cookie != "" {
+			req.Header.Set("Cookie", c.cookie)
+		}
+		if c.upgrade {
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "13")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var body []byte
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			body, _ = io.ReadAll(resp.Body)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: status %d, want %d: %s", c.name, resp.StatusCode, c.status, body)
+			continue
+		}
+		if c.status == 403 && (!strings.Contains(string(body), `"code":"FORBIDDEN"`) || !strings.Contains(string(body), `"message":"origin`)) {
+			t.Errorf("%s: body %s, want the typed FORBIDDEN error", c.name, body)
+		}
 	}
 }

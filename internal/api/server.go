@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ type Options struct {
 	APIKey         string // "" (and no admin key) = no auth: local single-user mode, every caller is admin
 	AdminAPIKey    string // X-Admin-API-Key grants the admin role (/debug/pprof)
 	MaxBodyBytes   int64  // limit for JSON request bodies; 0 = DefaultMaxBodyBytes
-	MaxUploadBytes int64  // limit for raw file uploads; 0 = DefaultMaxUploadBytes
+	MaxUploadBytes int64  // limit for raw file uploads; 0 = DefaultMaxUploadBytes, negative = no limit
 	StartedAt      time.Time
 	// Security configures keys, OIDC, governance, rate limits and CORS
 	// (auth_security.go).
@@ -65,6 +66,24 @@ type Options struct {
 	// Preview configures the preview proxy (preview.go); it serves when
 	// Service also implements PreviewService.
 	Preview PreviewOptions
+	// Tracer, when set, wraps every request in a span (internal/tracing);
+	// nil (tracing disabled) adds nothing to the chain.
+	Tracer RequestTracer
+}
+
+// RequestTracer wraps the handler chain with one span per request. facts
+// reads what routing learned about the request; call it after next returns.
+type RequestTracer interface {
+	Wrap(next http.Handler, facts func(*http.Request) RequestFacts) http.Handler
+}
+
+// RequestFacts are the traceable facts of a served request: no header,
+// raw path or body, so nothing secret.
+type RequestFacts struct {
+	Route     string // "GET /api/v1/sandboxes/{id}"; "" when no route matched
+	Path      string // the route template alone, "/api/v1/sandboxes/{id}"
+	RequestID string
+	SandboxID string // the {id} of /sandboxes/{id}... routes, else ""
 }
 
 // Defaults for zero Options fields.
@@ -114,8 +133,13 @@ func New(opts Options) http.Handler {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
-	if s.maxUpload <= 0 {
+	switch {
+	case s.maxUpload == 0:
 		s.maxUpload = DefaultMaxUploadBytes
+	case s.maxUpload < 0:
+		// No limit: the largest limit keeps every check (declared length,
+		// MaxBytesReader) on one code path.
+		s.maxUpload = math.MaxInt64
 	}
 	if s.startedAt.IsZero() {
 		s.startedAt = time.Now()
@@ -124,7 +148,11 @@ func New(opts Options) http.Handler {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.fullPath(), s.authorize(rt, rt.Handler))
 	}
-	return s.recoverer(s.requestID(s.metrics(s.accessLog(s.previewHook(s.sec.corsHandler(http.HandlerFunc(s.dispatch)))))))
+	h := s.metrics(s.accessLog(s.previewHook(s.sec.corsHandler(http.HandlerFunc(s.dispatch)))))
+	if opts.Tracer != nil {
+		h = opts.Tracer.Wrap(h, requestFacts) // inside requestID: the span sees the id
+	}
+	return s.recoverer(s.requestID(h))
 }
 
 // dispatch routes a request, answering unknown paths with a JSON 404 and

@@ -30,7 +30,6 @@ import (
 	"github.com/stacyvm/stacyvm/internal/provider/proot"
 	"github.com/stacyvm/stacyvm/internal/provider/vm"
 	"github.com/stacyvm/stacyvm/internal/sandbox"
-	"github.com/stacyvm/stacyvm/internal/store/sqlite"
 )
 
 // Option adjusts Run.
@@ -63,10 +62,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return err
 	}
 	log = log.With("server_id", serverID)
-
-	st, err := sqlite.Open(ctx, cfg.Database.Path, sqlite.WithLogger(log))
+	tr, stopTracing, err := startTracing(ctx, cfg, o.version, serverID, log) // tracing.go
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", cfg.Database.Path, err)
+		return err
+	}
+	defer stopTracing() // last: flushes the spans of everything below
+
+	st, database, err := openStore(ctx, cfg.Database, log) // store.go
+	if err != nil {
+		return err
 	}
 	defer st.Close()
 	met, bus := metrics.New(), events.NewBus(events.DefaultRingSize) // docs/metrics.md
@@ -80,6 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return err
 	}
 	defer closeProviders()
+	providers = traceProviders(tr, providers)
 
 	d := cfg.Defaults
 	svc, err := sandbox.New(sandbox.Options{
@@ -141,9 +146,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return err
 	}
+	apiSvc, reqTracer := apiTracing(tr, sandbox.NewAudited(svc))
 	handler := api.New(api.Options{
 		Preview:        previewOpts,
-		Service:        sandbox.NewAudited(svc),
+		Service:        apiSvc,
+		Tracer:         reqTracer,
 		Security:       secOpts,
 		Logger:         log,
 		Version:        o.version,
@@ -175,7 +182,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	addr := ln.Addr().String()
 	log.Info("stacyvm serving", "addr", "http://"+addr+api.BasePath, "version", o.version,
 		"providers", providerNames(providers), "default_provider", cfg.Providers.Default,
-		"database", cfg.Database.Path, "startup", time.Since(started).Round(time.Millisecond))
+		"database", database, "startup", time.Since(started).Round(time.Millisecond))
 	if o.ready != nil {
 		o.ready(addr)
 	}
@@ -291,8 +298,17 @@ func buildProviders(ctx context.Context, cfg *config.Config, serverID, agentPath
 		}
 		out = append(out, p)
 	}
+	if pc.Custom.Enabled { // a remote worker (worker.go, docs/worker-protocol.md)
+		p, err := newCustomProvider(ctx, pc.Custom, log)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("custom provider: %w", err)
+		}
+		out = append(out, p)
+		closers = append(closers, func() { p.Close() })
+	}
 	if len(out) == 0 {
-		return nil, nil, errors.New("no provider is enabled: enable providers.docker, gvisor, kata, proot or vm (or providers.mock for tests)")
+		return nil, nil, errors.New("no provider is enabled: enable providers.docker, gvisor, kata, proot, vm or custom (or providers.mock for tests)")
 	}
 	return out, closeAll, nil
 }

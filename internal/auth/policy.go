@@ -69,6 +69,18 @@ type Decision struct {
 // (then the allow rules are a list and the value is not on it). Rules whose
 // pattern no longer compiles deny.
 func Evaluate(rules []Rule, kind, value string) Decision {
+	return EvaluateNames(rules, kind, []string{value})
+}
+
+// EvaluateNames is Evaluate for a value known by several names (an image:
+// familiar, fully qualified, with and without tag): a rule matches when its
+// pattern matches any of them, so no spelling of the value dodges a deny and
+// any spelling satisfies an allow. names[0] is the one shown in reasons.
+func EvaluateNames(rules []Rule, kind string, names []string) Decision {
+	value := ""
+	if len(names) > 0 {
+		value = names[0]
+	}
 	var cands []Rule
 	hasAllow := false
 	for _, r := range rules {
@@ -89,7 +101,7 @@ func Evaluate(rules []Rule, kind, value string) Decision {
 		if err != nil {
 			return Decision{Allowed: false, Rule: r, Reason: "policy " + r.ID + " is invalid"}
 		}
-		if re.MatchString(value) {
+		if matchAny(re, names) {
 			return Decision{Allowed: r.Effect == EffectAllow, Rule: r, Reason: kind + " " + value + " " + r.Effect + "ed by policy " + r.ID}
 		}
 	}
@@ -97,4 +109,13 @@ func Evaluate(rules []Rule, kind, value string) Decision {
 		return Decision{Allowed: false, Reason: kind + " " + value + " matches no allow policy"}
 	}
 	return Decision{Allowed: true}
+}
+
+func matchAny(re *regexp.Regexp, names []string) bool {
+	for _, n := range names {
+		if re.MatchString(n) {
+			return true
+		}
+	}
+	return false
 }

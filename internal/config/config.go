@@ -24,6 +24,8 @@ type Config struct {
 	Auth      AuthConfig      `koanf:"auth" yaml:"auth" json:"auth"`
 	Logging   LoggingConfig   `koanf:"logging" yaml:"logging" json:"logging"`
 	WarmPool  WarmPoolConfig  `koanf:"warm_pool" yaml:"warm_pool" json:"warm_pool"`
+	Worker    WorkerConfig    `koanf:"worker" yaml:"worker" json:"worker"`
+	Tracing   TracingConfig   `koanf:"tracing" yaml:"tracing" json:"tracing"`
 
 	// Source is the config file that was loaded, "" when none was found.
 	Source string `koanf:"-" yaml:"-" json:"-"`
@@ -84,7 +86,9 @@ type ServerConfig struct {
 	CORSAllowedOrigins []string `koanf:"cors_allowed_origins" yaml:"cors_allowed_origins" json:"cors_allowed_origins"`
 	// MaxBodyBytes caps JSON request bodies.
 	MaxBodyBytes int64 `koanf:"max_body_bytes" yaml:"max_body_bytes" json:"max_body_bytes"`
-	// MaxUploadBytes caps raw file bodies (file write/upload, archives).
+	// MaxUploadBytes caps raw file bodies (file write/upload, archives);
+	// NoUploadLimit (-1) removes the cap. 0 is refused, never "unlimited":
+	// an empty or mistyped value must not silently lift a limit.
 	MaxUploadBytes    int64    `koanf:"max_upload_bytes" yaml:"max_upload_bytes" json:"max_upload_bytes"`
 	ReadHeaderTimeout Duration `koanf:"read_header_timeout" yaml:"read_header_timeout" json:"read_header_timeout"`
 	ShutdownTimeout   Duration `koanf:"shutdown_timeout" yaml:"shutdown_timeout" json:"shutdown_timeout"`
@@ -93,12 +97,23 @@ type ServerConfig struct {
 	Mode string `koanf:"mode" yaml:"mode" json:"mode"`
 }
 
-// DatabaseConfig selects the store. Path is absolute after Load.
+// DatabaseConfig selects the store: DriverSQLite (an embedded file at
+// Path, absolute after Load) or DriverPostgres (the server at DSN).
 type DatabaseConfig struct {
 	Driver string `koanf:"driver" yaml:"driver" json:"driver"`
 	Path   string `koanf:"path" yaml:"path" json:"path"`
-	DSN    string `koanf:"dsn" yaml:"dsn" json:"dsn" secret:"true"`
+	// DSN is a libpq connection string or postgres:// URL. It usually
+	// carries a password, so the whole value is a secret; after Load it
+	// holds the DSN whichever way it was given (inline or DSNFile).
+	DSN     string `koanf:"dsn" yaml:"dsn" json:"dsn" secret:"true"`
+	DSNFile string `koanf:"dsn_file" yaml:"dsn_file" json:"dsn_file"`
 }
+
+// Database drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
 
 // ProvidersConfig lists the sandbox runtimes and which one is the default.
 type ProvidersConfig struct {
@@ -111,6 +126,45 @@ type ProvidersConfig struct {
 	Kata   DockerConfig `koanf:"kata" yaml:"kata" json:"kata"`
 	Proot  ProotConfig  `koanf:"proot" yaml:"proot" json:"proot"`
 	VM     VMConfig     `koanf:"vm" yaml:"vm" json:"vm"`
+	// Custom is a remote provider: a `stacyvm worker` (or any server of
+	// docs/worker-protocol.md) reached over HTTP.
+	Custom CustomConfig `koanf:"custom" yaml:"custom" json:"custom"`
+}
+
+// CustomConfig is the remote provider "custom" (docs/worker-protocol.md).
+// After Load, Token holds the secret whichever way it was given.
+type CustomConfig struct {
+	Enabled bool `koanf:"enabled" yaml:"enabled" json:"enabled"`
+	// URL is the worker's base URL, http://host:port or https://host:port.
+	URL       string `koanf:"url" yaml:"url" json:"url"`
+	Token     string `koanf:"token" yaml:"token" json:"token" secret:"true"`
+	TokenFile string `koanf:"token_file" yaml:"token_file" json:"token_file"`
+	// CAFile verifies an https worker (default: system roots); CertFile and
+	// KeyFile are this server's client certificate for mTLS.
+	CAFile   string `koanf:"ca_file" yaml:"ca_file" json:"ca_file"`
+	CertFile string `koanf:"cert_file" yaml:"cert_file" json:"cert_file"`
+	KeyFile  string `koanf:"key_file" yaml:"key_file" json:"key_file"`
+	// Timeout bounds every worker call but create; CreateTimeout bounds create.
+	Timeout       Duration `koanf:"timeout" yaml:"timeout" json:"timeout"`
+	CreateTimeout Duration `koanf:"create_timeout" yaml:"create_timeout" json:"create_timeout"`
+}
+
+// WorkerConfig is `stacyvm worker`: one local provider served over HTTP
+// to a StacyVM server's custom provider. After Load, Token holds the secret
+// whichever way it was given.
+type WorkerConfig struct {
+	Host string `koanf:"host" yaml:"host" json:"host"`
+	Port int    `koanf:"port" yaml:"port" json:"port"`
+	// Provider is the local provider to expose: docker, gvisor, kata,
+	// proot, vm or mock; its providers.<name> section configures it.
+	Provider  string `koanf:"provider" yaml:"provider" json:"provider"`
+	Token     string `koanf:"token" yaml:"token" json:"token" secret:"true"`
+	TokenFile string `koanf:"token_file" yaml:"token_file" json:"token_file"`
+	// TLSCertFile and TLSKeyFile turn on TLS; ClientCAFile then requires
+	// client certificates signed by it (mTLS).
+	TLSCertFile  string `koanf:"tls_cert_file" yaml:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile   string `koanf:"tls_key_file" yaml:"tls_key_file" json:"tls_key_file"`
+	ClientCAFile string `koanf:"client_ca_file" yaml:"client_ca_file" json:"client_ca_file"`
 }
 
 // VMConfig is the microVM provider (QEMU microvm; docs/vm.md): a Debian
@@ -243,6 +297,10 @@ const (
 	ModeDevelopment = "development"
 )
 
+// NoUploadLimit as server.max_upload_bytes lets raw uploads and archives be
+// any size (they are streamed, so the server's memory does not grow).
+const NoUploadLimit int64 = -1
+
 // LoggingConfig selects the slog handler.
 type LoggingConfig struct {
 	Level  string `koanf:"level" yaml:"level" json:"level"`    // debug, info, warn, error
@@ -341,7 +399,9 @@ func Default(home string, root bool) *Config {
 			Proot: ProotConfig{Binary: "proot", MemoryMB: 512, CPUs: 1, PidsLimit: 256},
 			VM: VMConfig{Accel: "auto", AssetsDir: "/var/lib/stacyvm/vm-assets", QEMUBinary: "qemu-system-x86_64",
 				MemoryMB: 512, VCPUs: 1, BootTimeout: Duration(90 * time.Second)},
+			Custom: CustomConfig{Timeout: Duration(30 * time.Second), CreateTimeout: Duration(3 * time.Minute)},
 		},
+		Worker: WorkerConfig{Host: "127.0.0.1", Port: 7424, Provider: ProviderDocker},
 		Defaults: DefaultsConfig{
 			Image:              "stacyvm/busybox",
 			TTL:                Duration(30 * time.Minute),
@@ -363,7 +423,33 @@ func Default(home string, root bool) *Config {
 			RateLimitMaxKeys:    10000,
 		},
 		Logging: LoggingConfig{Level: "info", Format: "text"},
+		Tracing: TracingConfig{
+			Endpoint:    "http://127.0.0.1:4318/v1/traces",
+			ServiceName: "stacyvm",
+			SampleRatio: 1,
+			Timeout:     Duration(10 * time.Second),
+		},
 	}
+}
+
+// TracingConfig exports OpenTelemetry spans over OTLP/HTTP
+// (docs/deployment.md#tracing). Disabled, no tracer exists at all.
+type TracingConfig struct {
+	Enabled bool `koanf:"enabled" yaml:"enabled" json:"enabled"`
+	// Endpoint is the collector's OTLP/HTTP traces URL, e.g.
+	// "http://otel-collector:4318/v1/traces" (the path is used as given).
+	Endpoint string `koanf:"endpoint" yaml:"endpoint" json:"endpoint"`
+	// ServiceName is the service.name resource attribute.
+	ServiceName string `koanf:"service_name" yaml:"service_name" json:"service_name"`
+	// SampleRatio is the fraction of new traces recorded, 0 to 1; a request
+	// that carries a sampled W3C traceparent is always recorded.
+	SampleRatio float64 `koanf:"sample_ratio" yaml:"sample_ratio" json:"sample_ratio"`
+	// Headers are sent with every export, "name=value" pairs separated by
+	// commas (the OTEL_EXPORTER_OTLP_HEADERS format), usually a collector
+	// token: a secret.
+	Headers string `koanf:"headers" yaml:"headers" json:"headers" secret:"true"`
+	// Timeout bounds one export request.
+	Timeout Duration `koanf:"timeout" yaml:"timeout" json:"timeout"`
 }
 
 // Redacted returns a deep copy of c with every set secret replaced by
@@ -372,7 +458,8 @@ func (c *Config) Redacted() *Config {
 	r := *c
 	r.Server.CORSAllowedOrigins = append([]string(nil), c.Server.CORSAllowedOrigins...)
 	r.Warnings = append([]string(nil), c.Warnings...)
-	for _, s := range []*string{&r.Auth.APIKey, &r.Auth.AdminAPIKey, &r.Auth.ViewerAPIKey, &r.Database.DSN, &r.Server.PreviewTokenKey} {
+	for _, s := range []*string{&r.Auth.APIKey, &r.Auth.AdminAPIKey, &r.Auth.ViewerAPIKey, &r.Database.DSN, &r.Server.PreviewTokenKey, &r.Tracing.Headers,
+		&r.Providers.Custom.Token, &r.Worker.Token} {
 		if *s != "" {
 			*s = redactedValue
 		}

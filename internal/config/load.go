@@ -159,6 +159,15 @@ func Load(opts LoadOptions) (*Config, error) {
 	cfg.Auth.APIKeyFile = resolve("auth.api_key_file", cfg.Auth.APIKeyFile)
 	cfg.Auth.AdminAPIKeyFile = resolve("auth.admin_api_key_file", cfg.Auth.AdminAPIKeyFile)
 	cfg.Auth.ViewerAPIKeyFile = resolve("auth.viewer_api_key_file", cfg.Auth.ViewerAPIKeyFile)
+	cfg.Database.DSNFile = resolve("database.dsn_file", cfg.Database.DSNFile)
+	for key, f := range map[string]*string{ // remote provider and worker (docs/worker-protocol.md)
+		"providers.custom.token_file": &cfg.Providers.Custom.TokenFile, "providers.custom.ca_file": &cfg.Providers.Custom.CAFile,
+		"providers.custom.cert_file": &cfg.Providers.Custom.CertFile, "providers.custom.key_file": &cfg.Providers.Custom.KeyFile,
+		"worker.token_file": &cfg.Worker.TokenFile, "worker.tls_cert_file": &cfg.Worker.TLSCertFile,
+		"worker.tls_key_file": &cfg.Worker.TLSKeyFile, "worker.client_ca_file": &cfg.Worker.ClientCAFile,
+	} {
+		*f = resolve(key, *f)
+	}
 
 	var secretErrs []string
 	for _, s := range []struct {
@@ -168,6 +177,9 @@ func Load(opts LoadOptions) (*Config, error) {
 		{"auth.api_key", &cfg.Auth.APIKey, &cfg.Auth.APIKeyFile},
 		{"auth.admin_api_key", &cfg.Auth.AdminAPIKey, &cfg.Auth.AdminAPIKeyFile},
 		{"auth.viewer_api_key", &cfg.Auth.ViewerAPIKey, &cfg.Auth.ViewerAPIKeyFile},
+		{"database.dsn", &cfg.Database.DSN, &cfg.Database.DSNFile},
+		{"providers.custom.token", &cfg.Providers.Custom.Token, &cfg.Providers.Custom.TokenFile},
+		{"worker.token", &cfg.Worker.Token, &cfg.Worker.TokenFile},
 	} {
 		if err := readSecret(s.value, *s.file); err != nil {
 			secretErrs = append(secretErrs, fmt.Sprintf("%s: %v", s.key, err))
@@ -176,9 +188,15 @@ func Load(opts LoadOptions) (*Config, error) {
 	if len(secretErrs) > 0 {
 		return nil, errs.New(errs.Invalid, "config: %s", strings.Join(secretErrs, "; "))
 	}
-	if path != "" && (fileK.String("auth.api_key") != "" || fileK.String("auth.admin_api_key") != "" || fileK.String("auth.viewer_api_key") != "") {
+	if path != "" && (fileK.String("auth.api_key") != "" || fileK.String("auth.admin_api_key") != "" || fileK.String("auth.viewer_api_key") != "" ||
+		fileK.String("providers.custom.token") != "" || fileK.String("worker.token") != "") {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 {
 			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s holds API keys and is world-readable; chmod 600 it or use auth.*_file", path))
+		}
+	}
+	if path != "" && fileK.String("database.dsn") != "" {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s holds database.dsn and is world-readable; chmod 600 it or use database.dsn_file", path))
 		}
 	}
 	if hasEnv(opts.Env, "STACYVM_API_KEY") && cfg.Auth.APIKey == "" {

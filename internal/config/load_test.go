@@ -122,6 +122,9 @@ func TestLoad_EnvOverrides(t *testing.T) {
 		{"STACYVM_PROVIDERS_DOCKER_CPUS=1.5", func(c *Config) bool { return c.Providers.Docker.CPUs == 1.5 }},
 		{"STACYVM_DEFAULTS_MAX_TTL=48h", func(c *Config) bool { return c.Defaults.MaxTTL.Std() == 48*time.Hour }},
 		{"STACYVM_SERVER_MAX_BODY_BYTES=1024", func(c *Config) bool { return c.Server.MaxBodyBytes == 1024 }},
+		{"STACYVM_SERVER_MAX_UPLOAD_BYTES=-1", func(c *Config) bool {
+			return c.Server.MaxUploadBytes == NoUploadLimit && c.Validate() == nil
+		}},
 		{"STACYVM_SERVER_CORS_ALLOWED_ORIGINS=https://a, https://b,", func(c *Config) bool {
 			return cmp.Equal(c.Server.CORSAllowedOrigins, []string{"https://a", "https://b"})
 		}},

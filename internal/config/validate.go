@@ -20,6 +20,7 @@ const (
 	ProviderKata   = "kata"
 	ProviderProot  = "proot"
 	ProviderVM     = "vm"
+	ProviderCustom = "custom" // a remote worker (docs/worker-protocol.md)
 )
 
 // Validate checks the whole configuration and returns every problem at once
@@ -37,8 +38,8 @@ func (c *Config) Validate() error {
 	if c.Server.MaxBodyBytes <= 0 {
 		p.add("server.max_body_bytes", "must be positive")
 	}
-	if c.Server.MaxUploadBytes <= 0 {
-		p.add("server.max_upload_bytes", "must be positive")
+	if c.Server.MaxUploadBytes <= 0 && c.Server.MaxUploadBytes != NoUploadLimit {
+		p.add("server.max_upload_bytes", "must be positive, or -1 for no limit, got %d", c.Server.MaxUploadBytes)
 	}
 	if c.Server.ReadHeaderTimeout <= 0 {
 		p.add("server.read_header_timeout", "must be positive")
@@ -80,20 +81,22 @@ func (c *Config) Validate() error {
 			p.add("database.path", "must not be empty for the sqlite driver")
 		}
 	case "postgres":
-		p.add("database.driver", "postgres is not supported yet")
+		if strings.TrimSpace(c.Database.DSN) == "" {
+			p.add("database.dsn", "must be set for the postgres driver (or database.dsn_file)")
+		}
 	default:
-		p.add("database.driver", "must be \"sqlite\", got %q", c.Database.Driver)
+		p.add("database.driver", "must be \"sqlite\" or \"postgres\", got %q", c.Database.Driver)
 	}
 
 	// Providers.
 	d := c.Providers.Docker
 	switch c.Providers.Default {
-	case ProviderDocker, ProviderMock, ProviderGvisor, ProviderKata, ProviderProot, ProviderVM:
+	case ProviderDocker, ProviderMock, ProviderGvisor, ProviderKata, ProviderProot, ProviderVM, ProviderCustom:
 		if !c.ProviderEnabled(c.Providers.Default) {
 			p.add("providers.default", "%q is not enabled (set providers.%s.enabled: true)", c.Providers.Default, c.Providers.Default)
 		}
 	default:
-		p.add("providers.default", "unknown provider %q (want docker, gvisor, kata, proot, vm or mock)", c.Providers.Default)
+		p.add("providers.default", "unknown provider %q (want docker, gvisor, kata, proot, vm, custom or mock)", c.Providers.Default)
 	}
 	for key, rc := range map[string]DockerConfig{"providers.gvisor": c.Providers.Gvisor, "providers.kata": c.Providers.Kata} {
 		if !rc.Enabled {
@@ -117,6 +120,9 @@ func (c *Config) Validate() error {
 		case v.MemoryMB < 128 || v.VCPUs < 1 || v.BootTimeout <= 0:
 			p.add("providers.vm", "memory_mb must be at least 128, vcpus at least 1, boot_timeout positive")
 		}
+	}
+	if cu := c.Providers.Custom; cu.Enabled {
+		c.validateCustom(&p)
 	}
 	if pr := c.Providers.Proot; pr.Enabled && (pr.MemoryMB < 16 || pr.CPUs < 0 || pr.PidsLimit < 0) {
 		p.add("providers.proot", "memory_mb must be at least 16, cpus and pids_limit not negative")
@@ -190,6 +196,7 @@ func (c *Config) Validate() error {
 		p.add("auth.admin_api_key", "must differ from auth.api_key")
 	}
 	c.validateAuth(&p) // security.go
+	c.validateTracing(&p)
 
 	// Logging.
 	if _, err := c.Logging.SlogLevel(); err != nil {
@@ -216,6 +223,8 @@ func (c *Config) ProviderEnabled(name string) bool {
 		return c.Providers.Proot.Enabled
 	case ProviderVM:
 		return c.Providers.VM.Enabled
+	case ProviderCustom:
+		return c.Providers.Custom.Enabled
 	}
 	return false
 }
@@ -278,4 +287,60 @@ func (p problems) err() error {
 	s := append([]string(nil), p...)
 	slices.Sort(s)
 	return errs.New(errs.Invalid, "invalid configuration:\n  %s", strings.Join(s, "\n  "))
+}
+
+// validateCustom checks providers.custom (enabled).
+func (c *Config) validateCustom(p *problems) {
+	cu := c.Providers.Custom
+	u, err := url.Parse(cu.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		p.add("providers.custom.url", "must be the worker's http:// or https:// base URL, got %q", cu.URL)
+	} else if u.Scheme == "http" && (cu.CAFile != "" || cu.CertFile != "" || cu.KeyFile != "") {
+		p.add("providers.custom.url", "must be https:// when ca_file, cert_file or key_file is set")
+	}
+	if strings.TrimSpace(cu.Token) == "" {
+		p.add("providers.custom.token", "must be set (or token_file): the worker's bearer token")
+	}
+	if (cu.CertFile == "") != (cu.KeyFile == "") {
+		p.add("providers.custom.cert_file", "set both cert_file and key_file, or neither")
+	}
+	if cu.Timeout <= 0 || cu.CreateTimeout <= 0 {
+		p.add("providers.custom", "timeout and create_timeout must be positive")
+	}
+}
+
+// ValidateWorker checks what `stacyvm worker` uses: the worker section and
+// the provider it exposes. Problems come back as one errs.Invalid error.
+func (c *Config) ValidateWorker() error {
+	var p problems
+	w := c.Worker
+	if strings.TrimSpace(w.Host) == "" {
+		p.add("worker.host", "must not be empty")
+	}
+	if w.Port < 1 || w.Port > 65535 {
+		p.add("worker.port", "must be between 1 and 65535, got %d", w.Port)
+	}
+	switch w.Provider {
+	case ProviderDocker, ProviderGvisor, ProviderKata, ProviderProot, ProviderVM, ProviderMock:
+	case ProviderCustom:
+		p.add("worker.provider", "a worker exposes a local provider, not custom")
+	default:
+		p.add("worker.provider", "unknown provider %q (want docker, gvisor, kata, proot, vm or mock)", w.Provider)
+	}
+	if strings.TrimSpace(w.Token) == "" {
+		p.add("worker.token", "must be set (or worker.token_file): servers authenticate with it")
+	}
+	if (w.TLSCertFile == "") != (w.TLSKeyFile == "") {
+		p.add("worker.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
+	}
+	if w.ClientCAFile != "" && w.TLSCertFile == "" {
+		p.add("worker.client_ca_file", "needs tls_cert_file and tls_key_file (mTLS runs over TLS)")
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		p.add("data_dir", "must not be empty")
+	}
+	if _, err := c.Logging.SlogLevel(); err != nil {
+		p.add("logging.level", "must be debug, info, warn or error, got %q", c.Logging.Level)
+	}
+	return p.err()
 }

@@ -17,6 +17,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"valid defaults", func(*Config) {}, nil},
 		{"port range", func(c *Config) { c.Server.Port = 70000 }, []string{"server.port: must be between 1 and 65535, got 70000"}},
+		{"upload limit zero", func(c *Config) { c.Server.MaxUploadBytes = 0 }, []string{"server.max_upload_bytes: must be positive, or -1 for no limit, got 0"}},
+		{"upload limit below -1", func(c *Config) { c.Server.MaxUploadBytes = -2 }, []string{"server.max_upload_bytes: must be positive, or -1 for no limit, got -2"}},
+		{"no upload limit", func(c *Config) { c.Server.MaxUploadBytes = NoUploadLimit }, nil},
 		{"empty host", func(c *Config) { c.Server.Host = "" }, []string{"server.host: must not be empty"}},
 		{"negative duration", func(c *Config) { c.Defaults.DestroyedRetention = Duration(-time.Second) }, []string{"defaults.destroyed_retention: must not be negative, got -1s"}},
 		{"exec timeout over max", func(c *Config) { c.Defaults.DefaultExecTimeout = Duration(2 * time.Hour) }, []string{"defaults.default_exec_timeout: 2h0m0s exceeds defaults.max_exec_timeout 1h0m0s"}},
@@ -27,8 +30,8 @@ func TestValidate(t *testing.T) {
 		{"unknown provider", func(c *Config) { c.Providers.Default = "firecracker" }, []string{`providers.default: unknown provider "firecracker"`}},
 		{"logging", func(c *Config) { c.Logging = LoggingConfig{Level: "loud", Format: "xml"} }, []string{
 			`logging.level: must be debug, info, warn or error, got "loud"`, `logging.format: must be text or json, got "xml"`}},
-		{"postgres", func(c *Config) { c.Database.Driver = "postgres" }, []string{"database.driver: postgres is not supported yet"}},
-		{"other driver", func(c *Config) { c.Database.Driver = "mysql" }, []string{`database.driver: must be "sqlite", got "mysql"`}},
+		{"postgres without dsn", func(c *Config) { c.Database.Driver = "postgres" }, []string{"database.dsn: must be set for the postgres driver (or database.dsn_file)"}},
+		{"other driver", func(c *Config) { c.Database.Driver = "mysql" }, []string{`database.driver: must be "sqlite" or "postgres", got "mysql"`}},
 		{"cors origin with path", func(c *Config) { c.Server.CORSAllowedOrigins = []string{"https://a.example/x"} }, []string{"server.cors_allowed_origins:"}},
 		{"same keys", func(c *Config) { c.Auth.APIKey, c.Auth.AdminAPIKey = "k", "k" }, []string{"auth.admin_api_key: must differ from auth.api_key"}},
 		{"all problems at once", func(c *Config) {

@@ -16,8 +16,9 @@ import (
 
 // normalized is a CreateRequest with defaults applied and limits checked.
 type normalized struct {
-	req  CreateRequest
-	prov provider.Provider
+	req    CreateRequest
+	prov   provider.Provider
+	images []string // every name of req.Image that image policies see (imageref.go)
 }
 
 func (s *Service) normalize(req CreateRequest) (normalized, error) {
@@ -54,9 +55,11 @@ func (s *Service) normalize(req CreateRequest) (normalized, error) {
 	if req.Image == "" {
 		return normalized{}, errs.New(errs.Invalid, "image is required (no default image configured)")
 	}
-	if len(req.Image) > 255 || strings.ContainsAny(req.Image, " \t\r\n") {
-		return normalized{}, errs.New(errs.Invalid, "image %q is not a valid image reference", printable(req.Image))
+	img, err := canonicalImage(req.Image)
+	if err != nil {
+		return normalized{}, err
 	}
+	req.Image = img.familiar // docker.io/library/x and x are one image: record one spelling
 	p, err := s.provider(req.Provider)
 	if err != nil {
 		return normalized{}, err
@@ -89,7 +92,7 @@ func (s *Service) normalize(req CreateRequest) (normalized, error) {
 	if len(req.Metadata) > 64 {
 		return normalized{}, errs.New(errs.Invalid, "at most 64 metadata entries")
 	}
-	return normalized{req: req, prov: p}, nil
+	return normalized{req: req, prov: p, images: img.names}, nil
 }
 
 func validEnvKey(k string) error {

@@ -37,15 +37,22 @@ func (s *Service) enforcePolicy(ctx context.Context, n normalized) error {
 			return errs.New(errs.Invalid, "tenant %s restricts networks: name the network explicitly", n.req.TenantID)
 		}
 	}
-	for _, c := range []struct{ kind, value string }{
-		{auth.PolicyImage, n.req.Image},
-		{auth.PolicyProvider, n.req.Provider},
-		{auth.PolicyNetwork, network},
+	images := n.images
+	if len(images) == 0 { // normalize always sets them; never match nothing
+		images = []string{n.req.Image}
+	}
+	for _, c := range []struct {
+		kind   string
+		values []string
+	}{
+		{auth.PolicyImage, images}, // every spelling of the image (imageref.go)
+		{auth.PolicyProvider, []string{n.req.Provider}},
+		{auth.PolicyNetwork, []string{network}},
 	} {
 		if c.kind == auth.PolicyNetwork && !hasNet {
 			continue
 		}
-		if d := auth.Evaluate(rules, c.kind, c.value); !d.Allowed {
+		if d := auth.EvaluateNames(rules, c.kind, c.values); !d.Allowed {
 			return errs.New(errs.Forbidden, "denied by tenant policy: %s", d.Reason)
 		}
 	}

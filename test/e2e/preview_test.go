@@ -32,6 +32,7 @@ import sys, json, time, hashlib, base64, struct
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
 PAGE = """<!doctype html><html><body><div id="fetch">pending</div><div id="ws">pending</div>
+<div id="stream">pending</div><div id="sse">pending</div>
 <script>
 fetch('data.json').then(r => r.json()).then(j => { document.getElementById('fetch').textContent = 'fetch:' + j.msg })
   .catch(e => { document.getElementById('fetch').textContent = 'fetch-error:' + e });
@@ -40,6 +41,28 @@ const ws = new WebSocket(u.href);
 ws.onopen = () => ws.send('hello-ws');
 ws.onmessage = e => { document.getElementById('ws').textContent = 'ws:' + e.data; ws.close(); };
 ws.onerror = () => { document.getElementById('ws').textContent = 'ws-error'; };
+// Streaming: the chunks of /stream (1 s apart) must arrive one by one, so
+// the first read comes long before the last ("spread", in ms).
+(async () => {
+  const el = document.getElementById('stream'), t0 = performance.now(), times = [];
+  try {
+    const rd = (await fetch('stream')).body.getReader(), dec = new TextDecoder();
+    let text = '';
+    for (;;) {
+      const {done, value} = await rd.read();
+      if (done) break;
+      text += dec.decode(value, {stream: true}); times.push(performance.now() - t0);
+    }
+    const ticks = text.split('\\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6));
+    el.textContent = 'stream:' + ticks.join(',') + ' reads=' + times.length + ' spread=' + Math.round(times[times.length - 1] - times[0]);
+  } catch (e) { el.textContent = 'stream-error:' + e; }
+})();
+const es = new EventSource('stream'), got = [], at = [];
+es.onmessage = e => {
+  got.push(e.data); at.push(performance.now());
+  if (got.length === 3) { es.close(); document.getElementById('sse').textContent = 'sse:' + got.join(',') + ' spread=' + Math.round(at[2] - at[0]); }
+};
+es.onerror = () => { es.close(); document.getElementById('sse').textContent = 'sse-error:' + got.join(','); };
 </script></body></html>"""
 
 class H(BaseHTTPRequestHandler):
@@ -482,9 +505,12 @@ func TestPreview_Tokens(t *testing.T) {
 
 // TestPreview_Chromium: a real headless Chromium opens a shared preview URL
 // (no API key: the token in the URL becomes a cookie); the page's script
-// fetches a subresource and echoes over a WebSocket, and the test reads both
-// results from the DOM. By Host (*.localhost resolves to loopback in
-// Chromium) and by path.
+// fetches a subresource, echoes over a WebSocket, reads a chunked stream
+// with fetch and a ReadableStream and the same stream with EventSource, and
+// the test reads the results from the DOM. The stream's three events are
+// sent 1 s apart, so events that arrive spread over more than 1.5 s prove
+// the proxy passes them on one by one rather than buffering the answer.
+// By Host (*.localhost resolves to loopback in Chromium) and by path.
 func TestPreview_Chromium(t *testing.T) {
 	chrome, err := exec.LookPath("chromium")
 	if err != nil {
@@ -496,11 +522,20 @@ func TestPreview_Chromium(t *testing.T) {
 	s := keyedServer(t)
 	id := startApp(t, s, "none")
 	tok := mintToken(t, s, id, appPort, "10m")
-	for _, u := range []string{tok.URL, tok.PathURL} {
-		fetch, ws := loadInChromium(t, chrome, u)
-		if fetch != "fetch:from-sandbox" || ws != "ws:hello-ws" {
-			t.Errorf("%s: DOM shows %q and %q, want fetch:from-sandbox and ws:hello-ws", u, fetch, ws)
+	for _, r := range []struct{ name, url string }{{"by host", tok.URL}, {"by path", tok.PathURL}} {
+		u := r.name // the URLs carry the token: keep it out of the log
+		dom := loadInChromium(t, chrome, r.url, "fetch", "ws", "stream", "sse")
+		if dom["fetch"] != "fetch:from-sandbox" || dom["ws"] != "ws:hello-ws" {
+			t.Errorf("%s: DOM shows %q and %q, want fetch:from-sandbox and ws:hello-ws", u, dom["fetch"], dom["ws"])
 		}
+		var reads, spread int
+		if _, err := fmt.Sscanf(dom["stream"], "stream:tick 0,tick 1,tick 2 reads=%d spread=%d", &reads, &spread); err != nil || reads < 2 || spread < 1500 {
+			t.Errorf("%s: fetch stream shows %q, want the three ticks in at least 2 reads spread over >= 1500 ms", u, dom["stream"])
+		}
+		if _, err := fmt.Sscanf(dom["sse"], "sse:tick 0,tick 1,tick 2 spread=%d", &spread); err != nil || spread < 1500 {
+			t.Errorf("%s: EventSource shows %q, want the three ticks spread over >= 1500 ms", u, dom["sse"])
+		}
+		t.Logf("%s: %s; %s", u, dom["stream"], dom["sse"])
 	}
 }
 
@@ -526,5 +561,46 @@ func TestPreview_BodiesStayWhole(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Errorf("%d of 80 echoes came back damaged", bad)
+	}
+}
+
+// TestPreview_WebSocketOrigin: a page on a foreign origin (here another
+// site, and a sibling preview on the same preview domain) cannot open a
+// WebSocket to a preview with the visitor's preview cookie: 403 with the
+// typed error body. The preview's own origin can, by Host and by path.
+func TestPreview_WebSocketOrigin(t *testing.T) {
+	s := keyedServer(t)
+	id := startApp(t, s, "bridge")
+	tok := mintToken(t, s, id, appPort, "10m")
+	cookie := "stacyvm_preview_token=" + tok.Token
+	_, port, _ := net.SplitHostPort(s.hostPort())
+	for _, rt := range previewRoutes(s) {
+		t.Run(rt.name, func(t *testing.T) {
+			base := rt.base(id, appPort)
+			u, _ := url.Parse(base)
+			own := "http://" + u.Host
+			for _, origin := range []string{"http://evil.example", fmt.Sprintf("http://8000-sb-00000000000000ee.localhost:%s", port), "null"} {
+				resp, data := kdo(t, rt.client, "GET", base+"/ws", "", nil, map[string]string{
+					"Cookie": cookie, "Origin": origin, "Connection": "Upgrade", "Upgrade": "websocket",
+					"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+				wantError(t, "foreign origin "+origin, resp.StatusCode, data, 403, "FORBIDDEN")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			conn, _, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/ws", &websocket.DialOptions{
+				HTTPClient: rt.client, HTTPHeader: http.Header{"Cookie": {cookie}, "Origin": {own}},
+			})
+			if err != nil {
+				t.Fatalf("same-origin websocket (Origin %s): %v", own, err)
+			}
+			defer conn.CloseNow()
+			if err := conn.Write(ctx, websocket.MessageText, []byte("same-origin")); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := conn.Read(ctx); err != nil || string(got) != "same-origin" {
+				t.Fatalf("same-origin echo %q %v", got, err)
+			}
+			conn.Close(websocket.StatusNormalClosure, "")
+		})
 	}
 }

@@ -136,6 +136,22 @@ var ruleCases = map[string]func(c *config.Config){
 	"RT011":  func(c *config.Config) { c.Providers.VM.Enabled, c.Providers.VM.Accel = true, "auto" },
 	"OPS001": func(c *config.Config) { c.Logging.Format = "text" },
 	"OPS002": func(c *config.Config) { c.Providers.Gvisor.Pull = config.PullMissing },
+	"OPS003": func(c *config.Config) {
+		c.Tracing.Enabled, c.Tracing.Endpoint, c.Tracing.Headers = true, "http://otel:4318/v1/traces", "authorization=Bearer%20t"
+	},
+	"OPS004": func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "http://otel:4318/v1/traces" },
+	"NET001": func(c *config.Config) {
+		c.Providers.Custom = config.CustomConfig{Enabled: true, URL: "http://worker-1.internal:7424", Token: "5b8e2f71c9a04d36e1f7b2a8c5d09e43"}
+	},
+	"NET002": func(c *config.Config) {
+		c.Providers.Custom = config.CustomConfig{Enabled: true, URL: "http://127.0.0.1:7424", Token: "w0rk-Tok3n-9x"}
+	},
+	"NET003": func(c *config.Config) {
+		c.Worker.Host, c.Worker.Token = "0.0.0.0", "5b8e2f71c9a04d36e1f7b2a8c5d09e43"
+	},
+	"DB001": func(c *config.Config) {
+		c.Database.Driver, c.Database.DSN = config.DriverPostgres, "host=db.internal dbname=stacyvm user=stacyvm password=pw"
+	},
 }
 
 func TestRules_EveryRuleHasACase(t *testing.T) {
@@ -212,5 +228,82 @@ func TestDeploy_SystemdUnitVerifies(t *testing.T) {
 	out, err := exec.Command(sa, "verify", p).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func TestLint_TracingExportRules(t *testing.T) {
+	cases := []struct {
+		name     string
+		env      []string
+		wantRule string // "" = neither tracing rule fires
+	}{
+		{"disabled", nil, ""},
+		{"loopback http", []string{"STACYVM_TRACING_ENABLED=true", "STACYVM_TRACING_ENDPOINT=http://127.0.0.1:4318/v1/traces"}, ""},
+		{"remote https with token", []string{"STACYVM_TRACING_ENABLED=true", "STACYVM_TRACING_ENDPOINT=https://otel.example/v1/traces", "STACYVM_TRACING_HEADERS=authorization=Bearer%20t"}, ""},
+		{"remote http", []string{"STACYVM_TRACING_ENABLED=true", "STACYVM_TRACING_ENDPOINT=http://otel-collector:4318/v1/traces"}, "OPS004"},
+		{"remote http with token", []string{"STACYVM_TRACING_ENABLED=true", "STACYVM_TRACING_ENDPOINT=http://otel-collector:4318/v1/traces", "STACYVM_TRACING_HEADERS=authorization=Bearer%20t"}, "OPS003"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep := Run(Options{File: exampleConfig(t), Production: true, Home: t.TempDir(), Env: c.env})
+			var got []string
+			for _, f := range rep.Findings {
+				if f.Rule == "OPS003" || f.Rule == "OPS004" {
+					got = append(got, f.Rule)
+					if strings.Contains(f.Message, "Bearer") {
+						t.Errorf("finding quotes the header value: %s", f.Message)
+					}
+				}
+			}
+			want := []string{}
+			if c.wantRule != "" {
+				want = []string{c.wantRule}
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("tracing findings %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestRules_RemoteTransportsPassWhenSafe: the transport rules stay quiet
+// for the safe shapes (TLS, loopback, Unix sockets), so they only fire on
+// a clear-text hop that leaves the host.
+func TestRules_RemoteTransportsPassWhenSafe(t *testing.T) {
+	base, err := config.Load(config.LoadOptions{File: exampleConfig(t), Home: t.TempDir(), Env: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tok = "5b8e2f71c9a04d36e1f7b2a8c5d09e43"
+	safe := map[string]func(c *config.Config){
+		"custom over https": func(c *config.Config) {
+			c.Providers.Custom = config.CustomConfig{Enabled: true, URL: "https://worker-1.internal:7424", Token: tok, CAFile: "/etc/stacyvm/ca.pem"}
+		},
+		"custom on loopback": func(c *config.Config) {
+			c.Providers.Custom = config.CustomConfig{Enabled: true, URL: "http://127.0.0.1:7424", Token: tok}
+		},
+		"worker on loopback": func(c *config.Config) { c.Worker.Host, c.Worker.Token = "127.0.0.1", tok },
+		"worker with mTLS": func(c *config.Config) {
+			c.Worker.Host, c.Worker.Token = "0.0.0.0", tok
+			c.Worker.TLSCertFile, c.Worker.TLSKeyFile, c.Worker.ClientCAFile = "/w.pem", "/w.key", "/ca.pem"
+		},
+		"postgres verify-full": func(c *config.Config) {
+			c.Database.Driver, c.Database.DSN = config.DriverPostgres, "postgres://stacyvm:pw@db.internal/stacyvm?sslmode=verify-full"
+		},
+		"postgres unix socket": func(c *config.Config) {
+			c.Database.Driver, c.Database.DSN = config.DriverPostgres, "host=/var/run/postgresql dbname=stacyvm"
+		},
+		"postgres loopback": func(c *config.Config) {
+			c.Database.Driver, c.Database.DSN = config.DriverPostgres, "host=127.0.0.1 dbname=stacyvm sslmode=disable"
+		},
+	}
+	for name, set := range safe {
+		t.Run(name, func(t *testing.T) {
+			c := *base
+			set(&c)
+			if fs := Check(&c); len(fs) != 0 {
+				t.Errorf("findings on a safe shape: %+v", fs)
+			}
+		})
 	}
 }

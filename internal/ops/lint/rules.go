@@ -7,6 +7,7 @@ import (
 
 	"github.com/stacyvm/stacyvm/internal/auth"
 	"github.com/stacyvm/stacyvm/internal/config"
+	"github.com/stacyvm/stacyvm/internal/store/postgres"
 )
 
 // minKeyBytes is the shortest API or admin key production accepts.
@@ -293,7 +294,97 @@ func Rules() []Rule {
 				}
 				return ""
 			})},
+		{"NET001", Error, "remote workers are reached over TLS",
+			"use an https:// providers.custom.url with ca_file (and cert_file/key_file for mTLS), or keep the worker on loopback; docs/worker-protocol.md",
+			func(c *config.Config) []string {
+				cu := c.Providers.Custom
+				if !cu.Enabled {
+					return nil
+				}
+				if u, err := url.Parse(cu.URL); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+					return []string{fmt.Sprintf("providers.custom.url is plain http to %s: the worker token, commands and files travel unencrypted", u.Host)}
+				}
+				return nil
+			}},
+		{"NET002", Error, "worker tokens are strong",
+			"put `openssl rand -hex 32` output in the token file (worker.token_file on the worker, providers.custom.token_file on the server); docs/worker-protocol.md",
+			func(c *config.Config) []string {
+				var out []string
+				for _, k := range []keyField{{"providers.custom.token", c.Providers.Custom.Token}, {"worker.token", c.Worker.Token}} {
+					if k.value == "" || (k.key == "providers.custom.token" && !c.Providers.Custom.Enabled) {
+						continue
+					}
+					if len(k.value) < minKeyBytes {
+						out = append(out, fmt.Sprintf("%s is %d bytes, want at least %d", k.key, len(k.value), minKeyBytes))
+					} else if placeholder(k.value) {
+						out = append(out, fmt.Sprintf("%s looks like a placeholder (a sample word or too few distinct characters)", k.key))
+					}
+				}
+				return out
+			}},
+		{"NET003", Error, "a worker beyond loopback requires client certificates",
+			"set worker.tls_cert_file, worker.tls_key_file and worker.client_ca_file (mTLS), or bind worker.host to 127.0.0.1; docs/worker-protocol.md",
+			func(c *config.Config) []string {
+				w := c.Worker
+				if w.Token == "" || loopbackHost(w.Host) {
+					return nil
+				}
+				if w.TLSCertFile == "" || w.ClientCAFile == "" {
+					return []string{fmt.Sprintf("worker.host is %q without TLS and a client CA: anyone who can reach the port and learns the token controls its sandboxes", w.Host)}
+				}
+				return nil
+			}},
+		{"DB001", Error, "a remote Postgres is reached over TLS",
+			"add sslmode=verify-full (with sslrootcert) to the DSN, or use a Unix socket or loopback host; docs/operations.md#postgres",
+			func(c *config.Config) []string {
+				if c.Database.Driver != config.DriverPostgres || c.Database.DSN == "" {
+					return nil
+				}
+				t, err := postgres.ParseTransport(c.Database.DSN)
+				if err != nil {
+					return []string{"database.dsn cannot be parsed: " + err.Error()}
+				}
+				if t.Encrypted() {
+					return nil
+				}
+				for _, h := range t.Hosts {
+					if !strings.HasPrefix(h, "/") && !loopbackHost(h) {
+						return []string{fmt.Sprintf("database.dsn connects to %s with sslmode=%s: the password and every record may travel unencrypted", h, t.SSLMode)}
+					}
+				}
+				return nil
+			}},
+		{"OPS003", Error, "collector credentials are not sent in clear text",
+			"use an https:// tracing.endpoint (or a collector on loopback); docs/deployment.md#tracing",
+			func(c *config.Config) []string {
+				if host, plain := plainRemoteTracing(c); plain && c.Tracing.Headers != "" {
+					return []string{fmt.Sprintf("tracing.headers would be sent over plain http to %s", host)}
+				}
+				return nil
+			}},
+		{"OPS004", Warning, "traces leave the host encrypted",
+			"use an https:// tracing.endpoint, or run the collector on loopback or a private network you trust; docs/deployment.md#tracing",
+			func(c *config.Config) []string {
+				if host, plain := plainRemoteTracing(c); plain && c.Tracing.Headers == "" {
+					return []string{fmt.Sprintf("tracing.endpoint is plain http to %s: spans (routes, sandbox ids) travel unencrypted", host)}
+				}
+				return nil
+			}},
 	}
+}
+
+// plainRemoteTracing reports an enabled tracing export over plain http to a
+// host other than loopback, and that host.
+func plainRemoteTracing(c *config.Config) (string, bool) {
+	if !c.Tracing.Enabled {
+		return "", false
+	}
+	u, err := url.Parse(c.Tracing.Endpoint)
+	if err != nil || u.Scheme != "http" {
+		return "", false
+	}
+	h := u.Hostname()
+	return u.Host, !(config.ServerConfig{Host: h}).IsLoopback()
 }
 
 // keyField is one configured key setting.
@@ -335,6 +426,9 @@ func perDocker(f func(name string, d config.DockerConfig) string) func(*config.C
 		return out
 	}
 }
+
+// loopbackHost reports a host name that stays on this machine.
+func loopbackHost(h string) bool { return config.ServerConfig{Host: h}.IsLoopback() }
 
 // placeholderWords appear in sample keys copied from docs.
 var placeholderWords = []string{"changeme", "change-me", "change_me", "replace", "example", "placeholder",

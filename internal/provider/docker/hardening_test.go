@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,13 +33,27 @@ func TestHardening_DefaultsAreApplied(t *testing.T) {
 			t.Errorf("/proc/self/status lacks %q:\n%s", want, status)
 		}
 	}
-	for file, want := range map[string]string{
+	// The limits as the sandbox's own cgroup shows them, on either cgroup
+	// version (Docker mounts the container's cgroup at /sys/fs/cgroup).
+	// Swap is off: memory+swap equals memory (v1), swap.max is 0 (v2).
+	limits := map[string]string{
 		"/sys/fs/cgroup/memory/memory.limit_in_bytes":       fmt.Sprint(128 << 20),
 		"/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes": fmt.Sprint(128 << 20),
 		"/sys/fs/cgroup/pids/pids.max":                      "64",
-	} {
+	}
+	swapFile := "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"
+	if _, code := sh(t, c, "test -f /sys/fs/cgroup/cgroup.controllers"); code == 0 {
+		limits = map[string]string{
+			"/sys/fs/cgroup/memory.max":      fmt.Sprint(128 << 20),
+			"/sys/fs/cgroup/memory.swap.max": "0",
+			"/sys/fs/cgroup/pids.max":        "64",
+		}
+		swapFile = "/sys/fs/cgroup/memory.swap.max"
+		t.Log("cgroup v2")
+	}
+	for file, want := range limits {
 		out, code := sh(t, c, "cat "+file)
-		if file == "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes" && code != 0 {
+		if file == swapFile && code != 0 {
 			t.Logf("%s not available (swap accounting off): %s", file, out)
 			continue
 		}
@@ -54,13 +69,104 @@ func TestHardening_DefaultsAreApplied(t *testing.T) {
 	}
 	// No route to any docker API: the engine's usual TCP port on loopback
 	// (the sandbox's own) and on the docker0 gateway.
-	for _, addr := range []string{"127.0.0.1:2375", "127.0.0.1:2376", "172.17.0.1:2375"} {
-		if out, code := sh(t, c, "wget -q -T 2 -O- http://"+addr+"/version 2>&1"); code == 0 {
+	// (nc, not wget: the image's static busybox wget crashes, exit 139,
+	// which would make this check pass whatever the network.)
+	for _, addr := range []string{"127.0.0.1:2375", "127.0.0.1:2376", net.JoinHostPort(bridgeGateway(t).String(), "2375")} {
+		host, port, _ := net.SplitHostPort(addr)
+		if out, code := sh(t, c, "timeout 3 nc "+host+" "+port+" </dev/null 2>&1"); code == 0 {
 			t.Errorf("reached %s from a network-none sandbox: %s", addr, out)
 		}
 	}
 	if out, code := sh(t, c, "mount -t tmpfs none /mnt 2>&1"); code == 0 {
 		t.Errorf("mount succeeded without capabilities: %s", out)
+	}
+}
+
+// bridgeGateway is the host's address on Docker's default bridge network
+// (docker0): IPAM's gateway when the engine reports one, else the address
+// of the bridge interface inside the network's subnet.
+func bridgeGateway(t *testing.T) netip.Addr {
+	t.Helper()
+	requireDocker(t)
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := cli.NetworkInspect(ctx, "bridge", client.NetworkInspectOptions{})
+	if err != nil {
+		t.Fatalf("docker network inspect bridge: %v", err)
+	}
+	for _, c := range res.Network.IPAM.Config {
+		if c.Gateway.IsValid() {
+			return c.Gateway
+		}
+	}
+	ifname := res.Network.Options["com.docker.network.bridge.name"]
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		t.Fatalf("bridge interface %q: %v", ifname, err)
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		pfx, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		for _, c := range res.Network.IPAM.Config {
+			if c.Subnet.Contains(pfx.Addr()) {
+				return pfx.Addr()
+			}
+		}
+	}
+	t.Fatalf("no address of %s in the bridge network's subnets %v", ifname, res.Network.IPAM.Config)
+	return netip.Addr{}
+}
+
+// TestHardening_NetworkNoneCannotReachTheHost listens on the host's docker0
+// address and connects to it from two sandboxes: the bridge one (the
+// control, proving the probe works) gets through; the network-none one
+// fails, and has no interface but lo and no route.
+func TestHardening_NetworkNoneCannotReachTheHost(t *testing.T) {
+	p := newProvider(t, docker.Config{})
+	gw := bridgeGateway(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort(gw.String(), "0"))
+	if err != nil {
+		t.Fatalf("listen on the docker0 address %s: %v", gw, err)
+	}
+	done := make(chan struct{})
+	go func() { // greet every connection, until the listener closes
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello-from-host\n"))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	probe := "timeout 5 nc " + strings.Replace(ln.Addr().String(), ":", " ", 1) + " </dev/null 2>&1"
+
+	bridge := spec(busybox)
+	bridge.Network = provider.NetworkBridge
+	_, cb := sandbox(t, p, bridge)
+	if out, code := sh(t, cb, probe); code != 0 || !strings.Contains(out, "hello-from-host") {
+		t.Fatalf("control: a bridge sandbox cannot reach %s (%q, exit %d); the probe proves nothing here", ln.Addr(), out, code)
+	}
+
+	_, cn := sandbox(t, p, spec(busybox)) // network none
+	if out, code := sh(t, cn, probe); code == 0 || strings.Contains(out, "hello-from-host") {
+		t.Errorf("network none: %q reached the host: %q (exit %d)", probe, out, code)
+	}
+	if out, _ := sh(t, cn, "ls /sys/class/net"); strings.TrimSpace(out) != "lo" {
+		t.Errorf("network none: interfaces %q, want only lo", out)
+	}
+	if out, _ := sh(t, cn, "ip route 2>&1; ip -6 route 2>&1"); strings.TrimSpace(out) != "" {
+		t.Errorf("network none: routes %q, want none", out)
 	}
 }
 
