@@ -152,6 +152,14 @@ func TestAuth_KeysCreatedThroughTheAdminAPI(t *testing.T) {
 	if rec := h.do("POST", "/admin/keys", `{"role":"operator","tenant_id":"acme"}`, tadmin...); rec.Code != 404 {
 		t.Errorf("tenant admin minting a key for another tenant: %d, want 404", rec.Code)
 	}
+	// Worker keys are apart from the ranks: an admin mints them, a tenant
+	// admin does not.
+	if rec := h.do("POST", "/admin/keys", `{"role":"worker"}`, admin...); rec.Code != 201 {
+		t.Errorf("admin minting a worker key: %d %s, want 201", rec.Code, rec.Body)
+	}
+	if rec := h.do("POST", "/admin/keys", `{"role":"worker"}`, tadmin...); rec.Code != 403 {
+		t.Errorf("tenant admin minting a worker key: %d, want 403", rec.Code)
+	}
 	if rec := h.do("POST", "/admin/keys", `{"role":"root"}`, admin...); rec.Code != 400 {
 		t.Errorf("unknown role: %d, want 400", rec.Code)
 	}

@@ -283,6 +283,17 @@ func (s *server) call(method, path string, body any, out any) (int, []byte) {
 
 func (s *server) callCtx(ctx context.Context, method, path string, body any, out any) (int, []byte) {
 	s.t.Helper()
+	return s.callCtxWith(ctx, method, path, body, out)
+}
+
+// callWith is call with extra request headers (name, value pairs).
+func (s *server) callWith(method, path string, body any, out any, hdr ...string) (int, []byte) {
+	s.t.Helper()
+	return s.callCtxWith(context.Background(), method, path, body, out, hdr...)
+}
+
+func (s *server) callCtxWith(ctx context.Context, method, path string, body any, out any, hdr ...string) (int, []byte) {
+	s.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -303,6 +314,9 @@ func (s *server) callCtx(ctx context.Context, method, path string, body any, out
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
