@@ -45,7 +45,17 @@ type options struct {
 	wrapper string
 	level   slog.Level
 	version bool
+	// tokenFile names a file holding the shared secret tcp clients must
+	// present (see agent.TokenListener); tokenEnv is the same secret from
+	// the environment. Either is required on a non-loopback tcp address.
+	tokenFile string
+	envToken  string
 }
+
+// tokenEnv carries the tcp listener's shared secret when --token-file is
+// not used. The agent removes it from its own environment at startup, so
+// execs never inherit it.
+const tokenEnv = "STACYVM_AGENT_TOKEN"
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -55,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fl.StringVar(&o.root, "root", "/", "directory served as the sandbox's /")
 	fl.StringVar(&o.workdir, "workdir", "/workspace", "default working directory of execs, created if missing")
 	fl.StringVar(&o.wrapper, "exec-wrapper", "", "absolute host path of a program that runs every exec as WRAPPER WORKDIR ARGV... (the proot provider)")
+	fl.StringVar(&o.tokenFile, "token-file", "", "file holding the shared secret tcp:// clients must present (or env "+tokenEnv+"); required on a non-loopback tcp address")
 	fl.BoolVar(&o.version, "version", false, "print the version and exit")
 	fl.TextVar(&o.level, "log-level", slog.LevelInfo, "debug, info, warn or error (debug logs every exec)")
 	if err := fl.Parse(args); err != nil {
@@ -89,6 +100,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The secret is read once; execs inherit the agent's environment.
+	o.envToken = os.Getenv(tokenEnv)
+	os.Unsetenv(tokenEnv)
 	if err := serve(ctx, o, log); err != nil {
 		log.Error("agent stopped", "err", err)
 		return 1
@@ -106,11 +120,18 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
+	token, err := readToken(o)
+	if err != nil {
+		return err
+	}
 	l, err := listen(o.listen)
 	if err != nil {
 		return err
 	}
-	log.Info("agent listening", "listen", o.listen, "root", o.root, "version", version, "pid", os.Getpid())
+	if l, err = guardListener(l, o.listen, token); err != nil {
+		return err
+	}
+	log.Info("agent listening", "listen", o.listen, "root", o.root, "version", version, "pid", os.Getpid(), "token", token != "")
 	err = srv.Serve(ctx, l)
 	log.Info("agent stopped")
 	return err
@@ -178,4 +199,61 @@ func listen(addr string) (net.Listener, error) {
 		return agent.ListenVirtioSerial(strings.TrimPrefix(addr, "virtio-serial://"), nil)
 	}
 	return nil, fmt.Errorf("--listen %q: want unix:///path, tcp://host:port, vsock://PORT or virtio-serial://PORT", addr)
+}
+
+// readToken returns the tcp listener's shared secret: the first line of
+// --token-file, else the value taken from the environment, else "".
+func readToken(o options) (string, error) {
+	if o.tokenFile == "" {
+		return strings.TrimSpace(o.envToken), nil
+	}
+	b, err := os.ReadFile(o.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	tok, _, _ := strings.Cut(string(b), "\n")
+	if tok = strings.TrimSpace(tok); tok == "" {
+		return "", fmt.Errorf("--token-file %s is empty", o.tokenFile)
+	}
+	return tok, nil
+}
+
+// guardListener puts the shared-secret handshake in front of a tcp
+// listener. Without a token only loopback tcp addresses are served, as
+// before; unix, vsock and virtio-serial listeners are reachable only by the
+// host and never take a token.
+func guardListener(l net.Listener, addr, token string) (net.Listener, error) {
+	if !strings.HasPrefix(addr, "tcp://") {
+		if token != "" {
+			l.Close()
+			return nil, errors.New("--token-file and " + tokenEnv + " apply to tcp:// listeners only")
+		}
+		return l, nil
+	}
+	if token == "" {
+		if !loopbackAddr(strings.TrimPrefix(addr, "tcp://")) {
+			l.Close()
+			return nil, fmt.Errorf("refusing to serve the agent without a token on non-loopback %s: set --token-file or %s", addr, tokenEnv)
+		}
+		return l, nil
+	}
+	tl, err := agent.TokenListener(l, token)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return tl, nil
+}
+
+// loopbackAddr reports whether host:port names only the loopback interface.
+func loopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -307,6 +307,15 @@ func buildProviders(ctx context.Context, cfg *config.Config, serverID, agentPath
 		out = append(out, p)
 		closers = append(closers, func() { p.Close() })
 	}
+	if pc.E2B.Enabled { // Preview (e2b.go)
+		p, err := newE2BProvider(pc.E2B, cfg.Defaults.Image, serverID, agentPath, log)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("e2b provider: %w", err)
+		}
+		out = append(out, p)
+		closers = append(closers, func() { p.Close() })
+	}
 	if len(out) == 0 {
 		return nil, nil, errors.New("no provider is enabled: enable providers.docker, gvisor, kata, proot, vm or custom (or providers.mock for tests)")
 	}

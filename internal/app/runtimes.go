@@ -7,6 +7,7 @@ import (
 	"github.com/stacyvm/stacyvm/internal/config"
 	"github.com/stacyvm/stacyvm/internal/provider"
 	"github.com/stacyvm/stacyvm/internal/provider/docker"
+	"github.com/stacyvm/stacyvm/internal/provider/e2b"
 	"github.com/stacyvm/stacyvm/internal/provider/mock"
 	"github.com/stacyvm/stacyvm/internal/provider/proot"
 	"github.com/stacyvm/stacyvm/internal/provider/vm"
@@ -58,10 +59,25 @@ func SupportMatrix() []certify.MatrixEntry {
 		{Name: "vm (firecracker backend)", Runtime: "Firecracker", Tier: certify.TierNotYet,
 			Caps:  (&vm.Provider{}).Capabilities(),
 			Notes: "Firecracker API client and jailer flags implemented and unit-tested; the vm provider does not drive it yet (backend: firecracker is refused); needs KVM; see docs/vm.md"},
+		{Name: "custom", Runtime: "a remote `stacyvm worker` (or any server of docs/worker-protocol.md) over HTTP(S)", Tier: certify.TierSupported,
+			Caps:  customCaps(),
+			Notes: "conformance suite in CI through a real stacyvm worker on loopback serving docker; isolation, features and limits are the worker provider's (shown: docker); token + TLS/mTLS"},
+		{Name: "e2b", Runtime: "E2B (e2b.dev) Firecracker microVMs, through E2B's public API", Tier: certify.TierPreview,
+			Caps:  e2b.DeclaredCapabilities(),
+			Notes: "conformance suite passes against e2bfake (a local fake of E2B's published API on Docker), never against e2b.dev from CI; template fixes image and limits; docs/providers.md#e2b-preview"},
 		{Name: "proot", Runtime: "PRoot (ptrace path translation)", Tier: certify.TierExperimental,
 			Caps:  proot.DeclaredCapabilities(true),
 			Notes: "NOT an isolation boundary: host kernel, host network, host /proc; limits need writable cgroup v1"},
 		{Name: "mock", Runtime: "host processes", Tier: certify.TierExperimental,
 			Caps: (&mock.Provider{}).Capabilities(), Notes: "tests only; refused in production"},
 	}
+}
+
+// customCaps are the custom provider's capabilities with a worker serving
+// docker (the worker's default): the remote provider reports whatever its
+// worker's provider declares.
+func customCaps() provider.Capabilities {
+	c := docker.DeclaredCapabilities(docker.Config{Runtime: "runc"})
+	c.Isolation = "the worker's (docker: container)"
+	return c
 }

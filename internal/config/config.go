@@ -129,6 +129,8 @@ type ProvidersConfig struct {
 	// Custom is a remote provider: a `stacyvm worker` (or any server of
 	// docs/worker-protocol.md) reached over HTTP.
 	Custom CustomConfig `koanf:"custom" yaml:"custom" json:"custom"`
+	// E2B runs sandboxes on e2b.dev (e2b.go). Preview.
+	E2B E2BConfig `koanf:"e2b" yaml:"e2b" json:"e2b"`
 }
 
 // CustomConfig is the remote provider "custom" (docs/worker-protocol.md).
@@ -400,6 +402,7 @@ func Default(home string, root bool) *Config {
 			VM: VMConfig{Accel: "auto", AssetsDir: "/var/lib/stacyvm/vm-assets", QEMUBinary: "qemu-system-x86_64",
 				MemoryMB: 512, VCPUs: 1, BootTimeout: Duration(90 * time.Second)},
 			Custom: CustomConfig{Timeout: Duration(30 * time.Second), CreateTimeout: Duration(3 * time.Minute)},
+			E2B:    defaultE2B(),
 		},
 		Worker: WorkerConfig{Host: "127.0.0.1", Port: 7424, Provider: ProviderDocker},
 		Defaults: DefaultsConfig{
@@ -459,7 +462,7 @@ func (c *Config) Redacted() *Config {
 	r.Server.CORSAllowedOrigins = append([]string(nil), c.Server.CORSAllowedOrigins...)
 	r.Warnings = append([]string(nil), c.Warnings...)
 	for _, s := range []*string{&r.Auth.APIKey, &r.Auth.AdminAPIKey, &r.Auth.ViewerAPIKey, &r.Database.DSN, &r.Server.PreviewTokenKey, &r.Tracing.Headers,
-		&r.Providers.Custom.Token, &r.Worker.Token} {
+		&r.Providers.Custom.Token, &r.Worker.Token, &r.Providers.E2B.APIKey} {
 		if *s != "" {
 			*s = redactedValue
 		}

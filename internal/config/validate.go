@@ -91,12 +91,12 @@ func (c *Config) Validate() error {
 	// Providers.
 	d := c.Providers.Docker
 	switch c.Providers.Default {
-	case ProviderDocker, ProviderMock, ProviderGvisor, ProviderKata, ProviderProot, ProviderVM, ProviderCustom:
+	case ProviderDocker, ProviderMock, ProviderGvisor, ProviderKata, ProviderProot, ProviderVM, ProviderCustom, ProviderE2B:
 		if !c.ProviderEnabled(c.Providers.Default) {
 			p.add("providers.default", "%q is not enabled (set providers.%s.enabled: true)", c.Providers.Default, c.Providers.Default)
 		}
 	default:
-		p.add("providers.default", "unknown provider %q (want docker, gvisor, kata, proot, vm, custom or mock)", c.Providers.Default)
+		p.add("providers.default", "unknown provider %q (want docker, gvisor, kata, proot, vm, custom, e2b or mock)", c.Providers.Default)
 	}
 	for key, rc := range map[string]DockerConfig{"providers.gvisor": c.Providers.Gvisor, "providers.kata": c.Providers.Kata} {
 		if !rc.Enabled {
@@ -124,6 +124,7 @@ func (c *Config) Validate() error {
 	if cu := c.Providers.Custom; cu.Enabled {
 		c.validateCustom(&p)
 	}
+	c.validateE2B(&p)
 	if pr := c.Providers.Proot; pr.Enabled && (pr.MemoryMB < 16 || pr.CPUs < 0 || pr.PidsLimit < 0) {
 		p.add("providers.proot", "memory_mb must be at least 16, cpus and pids_limit not negative")
 	}
@@ -225,6 +226,8 @@ func (c *Config) ProviderEnabled(name string) bool {
 		return c.Providers.VM.Enabled
 	case ProviderCustom:
 		return c.Providers.Custom.Enabled
+	case ProviderE2B:
+		return c.Providers.E2B.Enabled
 	}
 	return false
 }
