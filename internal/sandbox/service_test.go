@@ -547,6 +547,72 @@ func TestWarmPool_ClaimRefillAndIsolation(t *testing.T) {
 	}
 }
 
+// TestWarmPool_BurstIsServedFromThePool: a burst as large as the pool is
+// served entirely from it, each warm sandbox handed out once, even though
+// every claimer races the others for the same records (was: claimers that
+// lost three races fell back to a cold create while warm sandboxes
+// remained).
+func TestWarmPool_BurstIsServedFromThePool(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	const n = 30
+	svc, err := sandbox.New(sandbox.Options{Store: e.store, Providers: []provider.Provider{e.mock}, DefaultProvider: "mock",
+		Defaults:  sandbox.Defaults{Image: "host", TTL: time.Minute, MaxTTL: time.Hour, ReapInterval: time.Hour, DefaultExecTimeout: time.Minute},
+		WarmPools: map[string]int{"host": n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	svc.Start(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ps, _ := svc.WarmPools(ctx)
+		if len(ps) == 1 && ps[0].Ready == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool did not fill: %+v", ps)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	warm, _ := e.store.Sandboxes().List(ctx, store.SandboxFilter{States: []string{"warm"}})
+	pooled := map[string]bool{}
+	for _, w := range warm {
+		pooled[w.ID] = true
+	}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got = map[string]int{}
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sb, err := svc.Create(ctx, sandbox.CreateRequest{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			got[sb.ID]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(got) != n {
+		t.Fatalf("%d distinct sandboxes for %d creates", len(got), n)
+	}
+	for id, k := range got {
+		if k != 1 {
+			t.Errorf("%s handed out %d times", id, k)
+		}
+		if !pooled[id] {
+			t.Errorf("%s was created cold while the pool had sandboxes", id)
+		}
+	}
+}
+
 func TestReconcileSweep_SparesInFlightCreatesAndRemovesOrphans(t *testing.T) {
 	e := newEnv(t, func(_ *sandbox.Defaults, mc *mock.Config) { mc.CreateDelay = 600 * time.Millisecond })
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -60,10 +61,10 @@ func (w *warmPools) wake() {
 // empty.
 func (s *Service) claimWarm(ctx context.Context, req CreateRequest) (*Sandbox, error) {
 	defer s.warm.wake()
-	for range 3 { // another claimer may win a candidate; try the next
+	for range 3 { // the pool may change under us; list again
 		cands, err := s.store.Sandboxes().List(ctx, store.SandboxFilter{
 			States: []string{string(StateWarm)}, Provider: req.Provider,
-			Labels: map[string]string{warmLabel: req.Image}, Limit: 3,
+			Labels: map[string]string{warmLabel: req.Image}, Limit: maxClaimCandidates,
 		})
 		if err != nil {
 			return nil, err
@@ -71,7 +72,13 @@ func (s *Service) claimWarm(ctx context.Context, req CreateRequest) (*Sandbox, e
 		if len(cands) == 0 {
 			return nil, errs.New(errs.NotFound, "warm pool for %s is empty", req.Image)
 		}
-		for _, c := range cands {
+		// Concurrent claimers start at different candidates, so a burst
+		// does not queue on the same few records, and each walks the whole
+		// list: one that lost a race tries the next instead of giving up
+		// and falling back to a cold spawn while warm sandboxes remain.
+		off := rand.IntN(len(cands))
+		for i := range cands {
+			c := cands[(off+i)%len(cands)]
 			sb, err := s.claimOne(ctx, c.ID, req)
 			if err == nil {
 				s.log.Info("sandbox claimed from warm pool", "sandbox_id", sb.ID, "image", req.Image)
@@ -85,14 +92,20 @@ func (s *Service) claimWarm(ctx context.Context, req CreateRequest) (*Sandbox, e
 	return nil, errs.New(errs.NotFound, "warm pool for %s is empty", req.Image)
 }
 
+// maxClaimCandidates bounds the warm records one claim lists.
+const maxClaimCandidates = 256
+
 func (s *Service) claimOne(ctx context.Context, id string, req CreateRequest) (*Sandbox, error) {
 	lim, err := s.limitsFor(ctx, req.OwnerID) // before the lock: may read the store
 	if err != nil {
 		return nil, err
 	}
-	s.admitMu.Lock()
-	defer s.admitMu.Unlock()
+	// Only a limit needs "count, then claim" to be atomic; without one,
+	// claims run concurrently (the compare-and-set update below is what
+	// hands each warm sandbox out once).
 	if s.d.MaxSandboxes > 0 || (req.OwnerID != "" && lim.MaxSandboxes > 0) {
+		s.admitMu.Lock()
+		defer s.admitMu.Unlock()
 		active, owner, err := s.activeCounts(ctx, req.OwnerID)
 		if err != nil {
 			return nil, err
