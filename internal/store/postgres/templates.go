@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -13,37 +12,8 @@ import (
 )
 
 // templates implements store.Templates on the templates table; the recipe
-// is one JSON body (templateBody) so new recipe fields need no migration.
+// is one JSON document (store.EncodeTemplateBody), shared with the other store.
 type templates struct{ s *Store }
-
-// templateBody is the JSON stored in templates.body. It is the same
-// document the SQLite store keeps, so data moves between the two as is.
-type templateBody struct {
-	Image        string                 `json:"image"`
-	Description  string                 `json:"description,omitempty"`
-	Setup        []string               `json:"setup,omitempty"`
-	AllowedHosts []string               `json:"allowed_hosts,omitempty"`
-	MemoryMB     int                    `json:"memory_mb,omitempty"`
-	CPUCores     float64                `json:"cpu_cores,omitempty"`
-	TTLSeconds   int                    `json:"ttl_seconds,omitempty"`
-	Env          map[string]string      `json:"env,omitempty"`
-	Secrets      []store.TemplateSecret `json:"secrets,omitempty"`
-	PoolSize     int                    `json:"pool_size,omitempty"`
-	Provider     string                 `json:"provider,omitempty"`
-	Network      string                 `json:"network,omitempty"`
-}
-
-func encodeTemplate(t *store.Template) (string, error) {
-	b, err := json.Marshal(templateBody{
-		Image: t.Image, Description: t.Description, Setup: t.Setup, AllowedHosts: t.AllowedHosts,
-		MemoryMB: t.MemoryMB, CPUCores: t.CPUCores, TTLSeconds: t.TTLSeconds, Env: t.Env,
-		Secrets: t.Secrets, PoolSize: t.PoolSize, Provider: t.Provider, Network: t.Network,
-	})
-	if err != nil {
-		return "", errs.Wrap(errs.Invalid, err, "template %s cannot be encoded", t.Name)
-	}
-	return string(b), nil
-}
 
 const templateColumns = `tenant_id, name, version, body, created_at, updated_at`
 
@@ -51,19 +21,12 @@ func scanTemplate(row pgx.Row) (*store.Template, error) {
 	var (
 		t    store.Template
 		body []byte
-		b    templateBody
 	)
 	if err := row.Scan(&t.TenantID, &t.Name, &t.Version, &body, &t.CreatedAt, &t.UpdatedAt); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "template %s: corrupt body", t.Name)
-	}
-	t.Image, t.Description, t.Setup, t.AllowedHosts = b.Image, b.Description, b.Setup, b.AllowedHosts
-	t.MemoryMB, t.CPUCores, t.TTLSeconds, t.Env = b.MemoryMB, b.CPUCores, b.TTLSeconds, b.Env
-	t.Secrets, t.PoolSize, t.Provider, t.Network = b.Secrets, b.PoolSize, b.Provider, b.Network
-	if t.Env == nil {
-		t.Env = map[string]string{}
+	if err := store.DecodeTemplateBody(body, &t); err != nil {
+		return nil, err
 	}
 	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
 	return &t, nil
@@ -75,7 +38,7 @@ func (r *templates) Create(ctx context.Context, t *store.Template) error {
 	}
 	n := now()
 	t.Version, t.CreatedAt, t.UpdatedAt = 1, n, n
-	body, err := encodeTemplate(t)
+	body, err := store.EncodeTemplateBody(t)
 	if err != nil {
 		return err
 	}
@@ -128,7 +91,7 @@ func (r *templates) Update(ctx context.Context, tenantID, name string, fn func(t
 		}
 		t.Version++
 		t.UpdatedAt = now()
-		body, err := encodeTemplate(t)
+		body, err := store.EncodeTemplateBody(t)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -12,36 +11,8 @@ import (
 )
 
 // templates implements store.Templates on the templates table; the recipe
-// is one JSON body (templateBody) so new recipe fields need no migration.
+// is one JSON document (store.EncodeTemplateBody), shared with the other store.
 type templates struct{ s *Store }
-
-// templateBody is the JSON stored in templates.body.
-type templateBody struct {
-	Image        string                 `json:"image"`
-	Description  string                 `json:"description,omitempty"`
-	Setup        []string               `json:"setup,omitempty"`
-	AllowedHosts []string               `json:"allowed_hosts,omitempty"`
-	MemoryMB     int                    `json:"memory_mb,omitempty"`
-	CPUCores     float64                `json:"cpu_cores,omitempty"`
-	TTLSeconds   int                    `json:"ttl_seconds,omitempty"`
-	Env          map[string]string      `json:"env,omitempty"`
-	Secrets      []store.TemplateSecret `json:"secrets,omitempty"`
-	PoolSize     int                    `json:"pool_size,omitempty"`
-	Provider     string                 `json:"provider,omitempty"`
-	Network      string                 `json:"network,omitempty"`
-}
-
-func encodeTemplate(t *store.Template) (string, error) {
-	b, err := json.Marshal(templateBody{
-		Image: t.Image, Description: t.Description, Setup: t.Setup, AllowedHosts: t.AllowedHosts,
-		MemoryMB: t.MemoryMB, CPUCores: t.CPUCores, TTLSeconds: t.TTLSeconds, Env: t.Env,
-		Secrets: t.Secrets, PoolSize: t.PoolSize, Provider: t.Provider, Network: t.Network,
-	})
-	if err != nil {
-		return "", errs.Wrap(errs.Invalid, err, "template %s cannot be encoded", t.Name)
-	}
-	return string(b), nil
-}
 
 const templateColumns = `tenant_id, name, version, body, created_at, updated_at`
 
@@ -50,19 +21,12 @@ func scanTemplate(sc scanner) (*store.Template, error) {
 		t                store.Template
 		body             string
 		created, updated int64
-		b                templateBody
 	)
 	if err := sc.Scan(&t.TenantID, &t.Name, &t.Version, &body, &created, &updated); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(body), &b); err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "template %s: corrupt body", t.Name)
-	}
-	t.Image, t.Description, t.Setup, t.AllowedHosts = b.Image, b.Description, b.Setup, b.AllowedHosts
-	t.MemoryMB, t.CPUCores, t.TTLSeconds, t.Env = b.MemoryMB, b.CPUCores, b.TTLSeconds, b.Env
-	t.Secrets, t.PoolSize, t.Provider, t.Network = b.Secrets, b.PoolSize, b.Provider, b.Network
-	if t.Env == nil {
-		t.Env = map[string]string{}
+	if err := store.DecodeTemplateBody([]byte(body), &t); err != nil {
+		return nil, err
 	}
 	t.CreatedAt = time.Unix(0, created).UTC()
 	t.UpdatedAt = time.Unix(0, updated).UTC()
@@ -75,7 +39,7 @@ func (r *templates) Create(ctx context.Context, t *store.Template) error {
 	}
 	now := time.Now().UTC()
 	t.Version, t.CreatedAt, t.UpdatedAt = 1, now, now
-	body, err := encodeTemplate(t)
+	body, err := store.EncodeTemplateBody(t)
 	if err != nil {
 		return err
 	}
@@ -141,7 +105,7 @@ func (r *templates) Update(ctx context.Context, tenantID, name string, fn func(t
 		}
 		t.Version++
 		t.UpdatedAt = time.Now().UTC()
-		body, err := encodeTemplate(t)
+		body, err := store.EncodeTemplateBody(t)
 		if err != nil {
 			return err
 		}
