@@ -77,7 +77,11 @@ func newEnv(t *testing.T, tweak func(*sandbox.Defaults, *mock.Config)) *env {
 	}
 	e := &env{svc: svc, store: st, mock: mp, dir: dir, mcfg: mc}
 	t.Cleanup(func() {
+		// Tests may swap in their own service (warm pools, reconcile); its
+		// background loops must stop before the runtimes are removed, or a
+		// pool refill would start agents nobody destroys.
 		svc.Close()
+		e.svc.Close()
 		hs, _ := mp.List(ctx)
 		for _, h := range hs {
 			mp.Destroy(ctx, h)
