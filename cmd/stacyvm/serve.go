@@ -21,20 +21,8 @@ func newServeCmd(g *globals) *cobra.Command {
 			"STACYVM_SERVER_PORT or STACYVM_AUTH_API_KEY.",
 		Args: withArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(config.LoadOptions{File: g.configFile, Env: g.env.environ, Home: g.env.getenv("HOME")})
+			cfg, log, err := g.loadDaemonConfig(cmd, (*config.Config).Validate)
 			if err != nil {
-				return err
-			}
-			// An invalid logging section is reported by Validate with every
-			// other problem; until then log plainly.
-			log, lerr := newLogger(cmd.ErrOrStderr(), cfg.Logging)
-			if lerr != nil {
-				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			}
-			for _, w := range cfg.Warnings {
-				log.Warn("config: " + w)
-			}
-			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			source := cfg.Source
@@ -46,6 +34,28 @@ func newServeCmd(g *globals) *cobra.Command {
 			return app.Run(cmd.Context(), cfg, log, app.WithVersion(b.Version))
 		},
 	}
+}
+
+// loadDaemonConfig loads the config for a long-running command (serve,
+// worker), builds its logger, logs the config's warnings and then checks it
+// with validate. An invalid logging section is reported by validate with
+// every other problem; until then the logger is plain text.
+func (g *globals) loadDaemonConfig(cmd *cobra.Command, validate func(*config.Config) error) (*config.Config, *slog.Logger, error) {
+	cfg, err := config.Load(config.LoadOptions{File: g.configFile, Env: g.env.environ, Home: g.env.getenv("HOME")})
+	if err != nil {
+		return nil, nil, err
+	}
+	log, lerr := newLogger(cmd.ErrOrStderr(), cfg.Logging)
+	if lerr != nil {
+		log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w)
+	}
+	if err := validate(cfg); err != nil {
+		return nil, nil, err
+	}
+	return cfg, log, nil
 }
 
 // newLogger builds the server's slog logger from logging.level/format.

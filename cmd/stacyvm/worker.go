@@ -1,8 +1,6 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/spf13/cobra"
 
 	"github.com/stacyvm/stacyvm/internal/app"
@@ -21,18 +19,8 @@ func newWorkerCmd(g *globals) *cobra.Command {
 			"_TLS_CERT_FILE, _TLS_KEY_FILE, _CLIENT_CA_FILE) and providers.<name>.",
 		Args: withArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(config.LoadOptions{File: g.configFile, Env: g.env.environ, Home: g.env.getenv("HOME")})
+			cfg, log, err := g.loadDaemonConfig(cmd, (*config.Config).ValidateWorker)
 			if err != nil {
-				return err
-			}
-			log, lerr := newLogger(cmd.ErrOrStderr(), cfg.Logging)
-			if lerr != nil {
-				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			}
-			for _, w := range cfg.Warnings {
-				log.Warn("config: " + w)
-			}
-			if err := cfg.ValidateWorker(); err != nil {
 				return err
 			}
 			b := g.env.build.complete()
