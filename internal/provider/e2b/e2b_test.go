@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -51,29 +49,18 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	testEnv.agentPath = filepath.Join(dir, "stacyvm-agent")
-	testEnv.run = providertest.NewSandboxID()
-	build := exec.Command("go", "build", "-o", testEnv.agentPath, "github.com/stacyvm/stacyvm/cmd/stacyvm-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build agent: %v\n%s", err, out)
+	if testEnv.agentPath, err = providertest.BuildAgent(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cli, err := client.New(client.FromEnv)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
-		if err == nil {
-			_, err = cli.ImageInspect(ctx, busybox)
-		}
-		cancel()
-	}
+	testEnv.run = providertest.NewSandboxID()
+	cli, skip, err := providertest.DockerEngine(busybox)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			fmt.Fprintf(os.Stderr, "docker engine or %s unavailable and CI=true: %v\n", busybox, err)
-			return 1
-		}
-		testEnv.skip = fmt.Sprintf("docker engine or %s unavailable (%v); set CI=true to make this a failure", busybox, err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if skip != "" {
+		testEnv.skip = skip
 		return m.Run()
 	}
 	defer cli.Close()

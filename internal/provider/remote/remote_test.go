@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -56,26 +54,18 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	testEnv.agentPath = filepath.Join(dir, "stacyvm-agent")
-	testEnv.serverID = "test-" + providertest.NewSandboxID()
-	build := exec.Command("go", "build", "-o", testEnv.agentPath, "github.com/stacyvm/stacyvm/cmd/stacyvm-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build agent: %v\n%s", err, out)
+	if testEnv.agentPath, err = providertest.BuildAgent(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cli, err := client.New(client.FromEnv)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
-		cancel()
-	}
+	testEnv.serverID = "test-" + providertest.NewSandboxID()
+	cli, skip, err := providertest.DockerEngine()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			fmt.Fprintf(os.Stderr, "docker engine unreachable and CI=true: %v\n", err)
-			return 1
-		}
-		testEnv.skip = fmt.Sprintf("docker engine unreachable (%v); set CI=true to make this a failure", err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if skip != "" {
+		testEnv.skip = skip
 		return m.Run()
 	}
 	defer cli.Close()
