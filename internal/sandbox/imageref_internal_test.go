@@ -66,3 +66,21 @@ func TestCanonicalImage_RejectsInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalImage_E2BTemplateNames: the e2b provider's template images
+// ("e2b/<template>", internal/provider/e2b.TemplatePrefix) pass the server's
+// parsing unchanged (no ":latest" added to what the provider receives) and
+// are matched by policies as e2b/<template>. A hex-only template alias in
+// the old "e2b:<t>" form read as an image ID, so that form was dropped.
+func TestCanonicalImage_E2BTemplateNames(t *testing.T) {
+	for _, tpl := range []string{"base", "code-interpreter-v1", "rki5dems9wqfm4r03t7g", "e2b"} {
+		ref, err := canonicalImage("e2b/" + tpl)
+		if err != nil {
+			t.Errorf("e2b/%s: %v", tpl, err)
+			continue
+		}
+		if ref.familiar != "e2b/"+tpl || !slices.Contains(ref.names, "e2b/"+tpl) {
+			t.Errorf("e2b/%s: familiar %q names %v", tpl, ref.familiar, ref.names)
+		}
+	}
+}

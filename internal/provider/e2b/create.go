@@ -125,27 +125,30 @@ func (p *Provider) newSandboxRequest(spec provider.Spec) (newSandbox, error) {
 	}, nil
 }
 
-// TemplatePrefix marks an image that names an E2B template: "e2b:base".
-const TemplatePrefix = "e2b:"
+// TemplatePrefix marks an image that names an E2B template: "e2b/base".
+// It is a path, not a tag ("e2b:base"), so the name is a valid Docker-style
+// reference: the server parses every image the same way, and image policies
+// match E2B templates like any other image ("e2b/*").
+const TemplatePrefix = "e2b/"
 
 // templateFor maps a spawn's image to the E2B template it starts from.
 // E2B runs templates, not local images, so a Docker image name cannot be
-// honoured: "e2b:<template>" picks a template, "" or the server's default
+// honoured: "e2b/<template>" picks a template, "" or the server's default
 // image picks Config.Template, anything else is refused rather than
 // silently replaced.
 func (p *Provider) templateFor(image string) (string, error) {
 	switch {
 	case strings.HasPrefix(image, TemplatePrefix):
 		t := strings.TrimPrefix(image, TemplatePrefix)
-		if t == "" || strings.ContainsAny(t, "/?#% \t\n") {
-			return "", errs.New(errs.Invalid, "image %q: want e2b:<template id or alias>", image)
+		if t == "" || strings.ContainsAny(t, "/:@?#% \t\n") {
+			return "", errs.New(errs.Invalid, "image %q: want e2b/<template id or alias>, without tag or digest", image)
 		}
 		return t, nil
 	case image == "" || image == p.cfg.DefaultImage:
 		return p.cfg.Template, nil
 	}
 	return "", errs.New(errs.Invalid, "the e2b provider runs E2B templates, not local images: "+
-		"use image \"e2b:<template>\" (e.g. e2b:%s), or no image for providers.e2b.template; got %q", p.cfg.Template, image)
+		"use image \"e2b/<template>\" (e.g. e2b/%s), or no image for providers.e2b.template; got %q", p.cfg.Template, image)
 }
 
 // waitReady pings the agent until it answers or timeout passes. Until the

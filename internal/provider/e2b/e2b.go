@@ -55,7 +55,7 @@ type Config struct {
 	Template string // E2B template every sandbox starts from; DefaultTemplate if empty
 	// DefaultImage is the server's default image (defaults.image): a spawn
 	// that names no image gets it, and it then means Template. Any other
-	// image must name a template as "e2b:<template>"; see templateFor.
+	// image must name a template as "e2b/<template>"; see templateFor.
 	DefaultImage string
 	Timeout      time.Duration // E2B kills a sandbox this long after its last refresh; DefaultTimeout if 0
 	AgentPath    string        // the static linux/amd64 stacyvm-agent uploaded into each sandbox

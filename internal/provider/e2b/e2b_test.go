@@ -360,7 +360,7 @@ func TestFake_ExpiresSandboxAfterTimeoutAndAgentRefreshes(t *testing.T) {
 	}
 }
 
-// TestCreate_ImageSelectsTemplate: E2B runs templates, so "e2b:<t>" picks
+// TestCreate_ImageSelectsTemplate: E2B runs templates, so "e2b/<t>" picks
 // one, the server's default image means providers.e2b.template, and any
 // other image is refused before anything is created (never silently
 // replaced by the template).
@@ -369,18 +369,18 @@ func TestCreate_ImageSelectsTemplate(t *testing.T) {
 	p := newProvider(t, fakeConfig(f, "srv-img-"+testEnv.run))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	for _, img := range []string{"stacyvm/python", "e2b:", "e2b:a/b"} {
+	for _, img := range []string{"stacyvm/python", "e2b/", "e2b/a/b", "e2b/base:v1", "e2b:base"} {
 		_, err := p.Create(ctx, provider.Spec{SandboxID: providertest.NewSandboxID(), Image: img})
 		if !errs.Is(err, errs.Invalid) {
 			t.Errorf("image %q: %v, want Invalid", img, err)
 		}
 	}
-	if _, err := p.Create(ctx, provider.Spec{SandboxID: providertest.NewSandboxID(), Image: "e2b:nope"}); !errs.Is(err, errs.NotFound) {
+	if _, err := p.Create(ctx, provider.Spec{SandboxID: providertest.NewSandboxID(), Image: "e2b/nope"}); !errs.Is(err, errs.NotFound) {
 		t.Errorf("unknown template: %v, want NotFound from E2B", err)
 	}
-	h, err := p.Create(ctx, provider.Spec{SandboxID: providertest.NewSandboxID(), Image: "e2b:base"})
+	h, err := p.Create(ctx, provider.Spec{SandboxID: providertest.NewSandboxID(), Image: "e2b/base"})
 	if err != nil {
-		t.Fatalf("e2b:base: %v", err)
+		t.Fatalf("e2b/base: %v", err)
 	}
 	if err := p.Destroy(ctx, h); err != nil {
 		t.Fatal(err)
